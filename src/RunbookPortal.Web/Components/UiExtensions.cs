@@ -1,0 +1,40 @@
+using Microsoft.Extensions.FileProviders;
+using MudBlazor;
+using MudBlazor.Services;
+
+namespace RunbookPortal.Web.Components;
+
+public static class UiExtensions
+{
+    public static IHostApplicationBuilder AddPortalUi(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddRazorComponents().AddInteractiveServerComponents();
+        builder.Services.AddMudServices(o =>
+        {
+            o.SnackbarConfiguration.PositionClass = Defaults.Classes.Position.BottomRight;
+            o.SnackbarConfiguration.PreventDuplicates = false;
+            o.SnackbarConfiguration.VisibleStateDuration = 6000;
+        });
+        builder.Services.AddHttpContextAccessor();
+        return builder;
+    }
+
+    public static WebApplication UsePortalUi(this WebApplication app)
+    {
+        // wwwroot-assets/ of the repository, copied next to the app by the build, served at /assets.
+        var assets = Path.Combine(AppContext.BaseDirectory, "wwwroot-assets");
+        if (Directory.Exists(assets))
+            app.UseStaticFiles(new StaticFileOptions { FileProvider = new PhysicalFileProvider(assets), RequestPath = "/assets" });
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.UseAntiforgery();
+        return app;
+    }
+
+    public static WebApplication MapPortalUi(this WebApplication app)
+    {
+        app.MapStaticAssets().AllowAnonymous();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        return app;
+    }
+}

@@ -1,0 +1,124 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+
+namespace RunbookPortal.Web.Data;
+
+public static class DatabaseExtensions
+{
+    public static IHostApplicationBuilder AddPortalDatabase(this IHostApplicationBuilder builder)
+    {
+        var options = builder.Configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        builder.Services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section);
+
+        switch (options.Provider)
+        {
+            case DatabaseProvider.Sqlite:
+                var sqlite = SqliteConnectionString(builder.Configuration, options);
+                builder.Services.AddDbContext<PortalDbContext, SqlitePortalDbContext>(o => o.UseSqlite(sqlite));
+                break;
+            case DatabaseProvider.Postgres:
+                var pg = builder.Configuration.GetConnectionString("Postgres");
+                if (string.IsNullOrWhiteSpace(pg))
+                    throw new StartupException("Database:Provider is Postgres but ConnectionStrings:Postgres is not set. Set it, for example ConnectionStrings__Postgres=\"Host=db;Database=runbookportal;Username=...;Password=...\".");
+                builder.Services.AddDbContext<PortalDbContext, PostgresPortalDbContext>(o => o.UseNpgsql(pg));
+                break;
+            default:
+                throw new StartupException($"Database:Provider '{options.Provider}' is not supported; use Sqlite or Postgres.");
+        }
+
+        builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        return builder;
+    }
+
+    private static string SqliteConnectionString(IConfiguration configuration, DatabaseOptions options)
+    {
+        var configured = configuration.GetConnectionString("Sqlite");
+        var csb = new SqliteConnectionStringBuilder(string.IsNullOrWhiteSpace(configured)
+            ? $"Data Source={Path.Combine(options.ResolveDataDirectory(), "runbookportal.db")}"
+            : configured);
+        if (csb.Mode is SqliteOpenMode.ReadWriteCreate or SqliteOpenMode.ReadWrite && !string.IsNullOrEmpty(csb.DataSource) && csb.DataSource != ":memory:")
+        {
+            var folder = Path.GetDirectoryName(Path.GetFullPath(csb.DataSource));
+            if (!string.IsNullOrEmpty(folder))
+            {
+                try
+                {
+                    Directory.CreateDirectory(folder);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    throw new StartupException($"Cannot create the data folder '{folder}' for the SQLite database: {ex.Message} Set Database:DataDirectory to a writable folder.", ex);
+                }
+            }
+        }
+        csb.Pooling = true;
+        csb.DefaultTimeout = 30;
+        return csb.ToString();
+    }
+
+    /// <summary>
+    /// Connects, refuses a database that a newer version has migrated, applies pending migrations.
+    /// Every failure becomes a <see cref="StartupException"/> that says what to do.
+    /// </summary>
+    public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken ct = default)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var provider = scope.ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<DatabaseOptions>>().Value.Provider;
+        var where = Describe(db);
+
+        try
+        {
+            // SQLite creates its file on first use; a server database must already be there.
+            if (provider == DatabaseProvider.Postgres && !await db.Database.CanConnectAsync(ct))
+                throw new StartupException($"Cannot reach the {provider} database at {where}. Check ConnectionStrings:{provider} and that the server is running and the database exists.");
+
+            var known = db.Database.GetMigrations().ToHashSet(StringComparer.Ordinal);
+            var applied = await db.Database.GetAppliedMigrationsAsync(ct);
+            var unknown = applied.Where(m => !known.Contains(m)).ToList();
+            if (unknown.Count > 0)
+                throw new StartupException($"The {provider} database at {where} is newer than this version of RunbookPortal (it has migrations this version does not know: {string.Join(", ", unknown)}). Run the newer version, or restore a backup made for this one.");
+
+            if (provider == DatabaseProvider.Sqlite)
+                await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+            await db.Database.MigrateAsync(ct);
+        }
+        catch (StartupException)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is NpgsqlException or SqliteException or InvalidOperationException or TimeoutException)
+        {
+            throw new StartupException($"Cannot open the {provider} database at {where}: {ex.GetBaseException().Message}", ex);
+        }
+    }
+
+    /// <summary>Where the database is, without any password.</summary>
+    private static string Describe(PortalDbContext db)
+    {
+        var cs = db.Database.GetConnectionString() ?? "";
+        if (db.Database.IsSqlite())
+            return $"'{new SqliteConnectionStringBuilder(cs).DataSource}'";
+        var b = new NpgsqlConnectionStringBuilder(cs);
+        return $"'{b.Host}:{b.Port}/{b.Database}'";
+    }
+}
+
+internal sealed class DatabaseHealthCheck(PortalDbContext db) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await db.Database.CanConnectAsync(cancellationToken)
+                ? HealthCheckResult.Healthy("The database is reachable.")
+                : HealthCheckResult.Unhealthy("The database is not reachable.");
+        }
+        catch (Exception ex)
+        {
+            return HealthCheckResult.Unhealthy("The database is not reachable.", ex);
+        }
+    }
+}

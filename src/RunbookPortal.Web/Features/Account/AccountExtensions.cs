@@ -1,0 +1,138 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Components.Authorization;
+using Microsoft.AspNetCore.Components.Server;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Audit;
+
+namespace RunbookPortal.Web.Features.Account;
+
+/// <summary>Section "Identity": the knobs of sign-in that operators may want to change.</summary>
+public sealed class SignInPolicyOptions
+{
+    public int MaxFailedAccessAttempts { get; set; } = 5;
+    public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
+    public int RequiredPasswordLength { get; set; } = 12;
+}
+
+public static class AccountExtensions
+{
+    private const string PortalScheme = "Portal";
+
+    public static IHostApplicationBuilder AddPortalIdentity(this IHostApplicationBuilder builder)
+    {
+        var policy = builder.Configuration.GetSection("Identity").Get<SignInPolicyOptions>() ?? new SignInPolicyOptions();
+        var services = builder.Services;
+
+        services.AddAuthentication(o =>
+            {
+                o.DefaultScheme = PortalScheme;
+                o.DefaultChallengeScheme = PortalScheme;
+                o.DefaultForbidScheme = PortalScheme;
+            })
+            .AddPolicyScheme(PortalScheme, "Cookie or API token", o =>
+                o.ForwardDefaultSelector = ctx => ApiTokenAuthenticationHandler.ReadToken(ctx.Request) is null
+                    ? IdentityConstants.ApplicationScheme
+                    : ApiTokenAuthenticationHandler.SchemeName)
+            .AddScheme<AuthenticationSchemeOptions, ApiTokenAuthenticationHandler>(ApiTokenAuthenticationHandler.SchemeName, null)
+            .AddIdentityCookies();
+
+        services.ConfigureApplicationCookie(o =>
+        {
+            o.Cookie.Name = "RunbookPortal.Auth";
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SameSite = SameSiteMode.Lax;
+            o.LoginPath = "/account/login";
+            o.LogoutPath = "/account/logout";
+            o.AccessDeniedPath = "/account/access-denied";
+            o.ExpireTimeSpan = TimeSpan.FromHours(8);
+            o.SlidingExpiration = true;
+            // APIs and the hub answer 401/403 (problem details); only pages redirect.
+            o.Events.OnRedirectToLogin = ctx => RedirectOrStatus(ctx, StatusCodes.Status401Unauthorized);
+            o.Events.OnRedirectToAccessDenied = ctx => RedirectOrStatus(ctx, StatusCodes.Status403Forbidden);
+        });
+        // A disabled user or a role change ends cookie sessions within a minute.
+        services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.FromMinutes(1));
+
+        services.AddIdentityCore<PortalUser>(o =>
+            {
+                o.User.RequireUniqueEmail = true;
+                o.Password.RequiredLength = policy.RequiredPasswordLength;
+                o.Password.RequiredUniqueChars = 4;
+                o.Password.RequireDigit = false;
+                o.Password.RequireLowercase = false;
+                o.Password.RequireUppercase = false;
+                o.Password.RequireNonAlphanumeric = false;
+                o.Lockout.AllowedForNewUsers = true;
+                o.Lockout.MaxFailedAccessAttempts = policy.MaxFailedAccessAttempts;
+                o.Lockout.DefaultLockoutTimeSpan = policy.LockoutDuration;
+                o.SignIn.RequireConfirmedAccount = false;
+            })
+            .AddRoles<IdentityRole>()
+            .AddEntityFrameworkStores<PortalDbContext>()
+            .AddSignInManager<PortalSignInManager>()
+            .AddDefaultTokenProviders();
+
+        services.AddAuthorization(Policies.Add);
+        services.AddCascadingAuthenticationState();
+        services.AddScoped<AuthenticationStateProvider, PortalRevalidatingAuthenticationStateProvider>();
+
+        services.AddScoped<ApiTokenService>();
+        services.AddScoped<FirstRunService>();
+        return builder;
+    }
+
+    private static Task RedirectOrStatus(RedirectContext<CookieAuthenticationOptions> ctx, int status)
+    {
+        if (ctx.Request.Path.StartsWithSegments("/api") || ctx.Request.Path.StartsWithSegments("/hubs") || ctx.Request.Path.StartsWithSegments("/openapi"))
+        {
+            ctx.Response.StatusCode = status;
+            return Task.CompletedTask;
+        }
+        ctx.Response.Redirect(ctx.RedirectUri);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The name the audit trail records for a user.</summary>
+    public static string ActorName(this ClaimsPrincipal user) =>
+        user.FindFirstValue(ClaimTypes.Email) ?? user.Identity?.Name ?? "anonymous";
+}
+
+/// <summary>Refuses sign-in to disabled users (they get NotAllowed, never a session).</summary>
+public sealed class PortalSignInManager(
+    UserManager<PortalUser> userManager,
+    IHttpContextAccessor contextAccessor,
+    IUserClaimsPrincipalFactory<PortalUser> claimsFactory,
+    IOptions<IdentityOptions> optionsAccessor,
+    ILogger<SignInManager<PortalUser>> logger,
+    IAuthenticationSchemeProvider schemes,
+    IUserConfirmation<PortalUser> confirmation)
+    : SignInManager<PortalUser>(userManager, contextAccessor, claimsFactory, optionsAccessor, logger, schemes, confirmation)
+{
+    public override async Task<bool> CanSignInAsync(PortalUser user) =>
+        !user.IsDisabled && await base.CanSignInAsync(user);
+}
+
+/// <summary>Re-checks an open Blazor circuit's user every minute: disabled or changed users lose the session.</summary>
+internal sealed class PortalRevalidatingAuthenticationStateProvider(
+    ILoggerFactory loggerFactory,
+    IServiceScopeFactory scopeFactory,
+    IOptions<IdentityOptions> options)
+    : RevalidatingServerAuthenticationStateProvider(loggerFactory)
+{
+    protected override TimeSpan RevalidationInterval => TimeSpan.FromMinutes(1);
+
+    protected override async Task<bool> ValidateAuthenticationStateAsync(AuthenticationState authenticationState, CancellationToken cancellationToken)
+    {
+        await using var scope = scopeFactory.CreateAsyncScope();
+        var users = scope.ServiceProvider.GetRequiredService<UserManager<PortalUser>>();
+        var user = await users.GetUserAsync(authenticationState.User);
+        if (user is null || user.IsDisabled)
+            return false;
+        var stamp = authenticationState.User.FindFirstValue(options.Value.ClaimsIdentity.SecurityStampClaimType);
+        return stamp == await users.GetSecurityStampAsync(user);
+    }
+}

@@ -1,0 +1,21 @@
+using RunbookPortal.Web.Features.Admin;
+using RunbookPortal.Web.Features.Audit;
+
+namespace RunbookPortal.Web.Features;
+
+public static class FeatureExtensions
+{
+    public static IHostApplicationBuilder AddPortalFeatures(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddSingleton<AuditLog>();
+        builder.Services.AddScoped<UserAdminService>();
+        return builder;
+    }
+
+    /// <summary>Runs <paramref name="work"/> with a service from a fresh DI scope: Blazor circuits live long, a DbContext should not.</summary>
+    public static async Task<T> InScopeAsync<TService, T>(this IServiceScopeFactory scopes, Func<TService, Task<T>> work) where TService : notnull
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        return await work(scope.ServiceProvider.GetRequiredService<TService>());
+    }
+}

@@ -1,0 +1,38 @@
+using RunbookPortal.Web.Components;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Account;
+using RunbookPortal.Web.Features;
+using RunbookPortal.Web.Features.Admin;
+using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Infrastructure;
+
+try
+{
+    var builder = WebApplication.CreateBuilder(args);
+    builder.AddRepositorySettings()
+        .AddPortalPlatform()
+        .AddPortalDatabase()
+        .AddPortalIdentity()
+        .AddPortalFeatures()
+        .AddPortalUi();
+
+    var app = builder.Build();
+    app.UsePortalPlatform();
+    app.UsePortalUi();
+    app.MapPortalOperations()
+        .MapAccountEndpoints()
+        .MapAdminApi()
+        .MapAuditApi();
+    app.MapPortalUi();
+
+    await app.RunAsync();
+    return 0;
+}
+catch (StartupException ex)
+{
+    Console.Error.WriteLine($"RunbookPortal cannot start: {ex.Message}");
+    return 1;
+}
+
+/// <summary>Entry point; public for WebApplicationFactory.</summary>
+public partial class Program;
