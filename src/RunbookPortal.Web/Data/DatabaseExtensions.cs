@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -28,6 +29,8 @@ public static class DatabaseExtensions
                 throw new StartupException($"Database:Provider '{options.Provider}' is not supported; use Sqlite or Postgres.");
         }
 
+        // Cookie and antiforgery keys live in the database: they survive restarts and are shared by all nodes.
+        builder.Services.AddDataProtection().SetApplicationName("RunbookPortal").PersistKeysToDbContext<PortalDbContext>();
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         return builder;
     }

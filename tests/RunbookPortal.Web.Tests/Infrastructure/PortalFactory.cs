@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace RunbookPortal.Web.Tests.Infrastructure;
+
+/// <summary>The real portal in-process on a real database, with the bootstrap admin and its API token.</summary>
+public sealed class PortalFactory(TestDatabase database, IDictionary<string, string?>? extraSettings = null) : WebApplicationFactory<Program>
+{
+    public const string AdminEmail = "admin@portal.test";
+    public const string AdminPassword = "correct horse battery staple";
+    public const int MaxFailedAttempts = 3;
+
+    public string AdminToken { get; } = "bootstrap-" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
+    public TestDatabase Database => database;
+
+    /// <summary>Every log line the portal wrote, to prove secrets never reach the logs.</summary>
+    public ConcurrentQueue<string> Logs { get; } = new();
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseEnvironment("Testing");
+        var settings = new Dictionary<string, string?>
+        {
+            ["Bootstrap:AdminEmail"] = AdminEmail,
+            ["Bootstrap:AdminPassword"] = AdminPassword,
+            ["Bootstrap:ApiToken"] = AdminToken,
+            ["Identity:MaxFailedAccessAttempts"] = MaxFailedAttempts.ToString(),
+        };
+        foreach (var (k, v) in database.Settings)
+            settings[k] = v;
+        foreach (var (k, v) in extraSettings ?? new Dictionary<string, string?>())
+            settings[k] = v;
+        foreach (var (k, v) in settings)
+            builder.UseSetting(k, v);
+
+        builder.ConfigureLogging(l => l.AddProvider(new CollectingLoggerProvider(Logs)).SetMinimumLevel(LogLevel.Debug));
+    }
+
+    protected override IHost CreateHost(IHostBuilder builder)
+    {
+        builder.UseDefaultServiceProvider(o => { o.ValidateScopes = true; o.ValidateOnBuild = true; });
+        return base.CreateHost(builder);
+    }
+
+    public HttpClient CreateClient(string? token, bool followRedirects = false)
+    {
+        var client = CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = followRedirects });
+        if (token is not null)
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    public HttpClient AdminClient() => CreateClient(AdminToken);
+
+    public async Task<T> WithServiceAsync<TService, T>(Func<TService, Task<T>> work) where TService : notnull
+    {
+        await using var scope = Services.CreateAsyncScope();
+        return await work(scope.ServiceProvider.GetRequiredService<TService>());
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await database.DisposeAsync();
+    }
+}
+
+internal sealed class CollectingLoggerProvider(ConcurrentQueue<string> sink) : ILoggerProvider
+{
+    public ILogger CreateLogger(string categoryName) => new Collector(categoryName, sink);
+    public void Dispose() { }
+
+    private sealed class Collector(string category, ConcurrentQueue<string> sink) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var line = $"{logLevel} {category}: {formatter(state, exception)}";
+            if (state is IEnumerable<KeyValuePair<string, object?>> values)
+                line += " " + string.Join(" ", values.Select(v => $"{v.Key}={v.Value}"));
+            if (exception is not null)
+                line += " " + exception;
+            sink.Enqueue(line);
+        }
+    }
+}
