@@ -28,8 +28,9 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (StartupException ex)
+catch (StartupException ex) when (System.Reflection.Assembly.GetEntryAssembly() == typeof(Program).Assembly)
 {
+    // Run as the portal itself: one clear line and a failing exit code. Hosted by a test, the host sees the exception.
     Console.Error.WriteLine($"RunbookPortal cannot start: {ex.Message}");
     return 1;
 }
