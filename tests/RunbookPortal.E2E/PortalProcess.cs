@@ -74,6 +74,8 @@ public sealed class PortalProcess : IAsyncLifetime
         try
         {
             var chromium = FindChromium();
+            // A first Blazor circuit on a busy 2-core machine takes longer than Playwright's 5 s default.
+            Assertions.SetDefaultExpectTimeout(15_000);
             await StartPortalAsync();
             _playwright = await Playwright.CreateAsync();
             _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
@@ -159,7 +161,7 @@ public sealed class PortalProcess : IAsyncLifetime
                 || key is "DOTNET_ENVIRONMENT" or "ASPNETCORE_URLS" or "ASPNETCORE_HTTP_PORTS" or "ASPNETCORE_HTTPS_PORTS")
                 start.Environment.Remove(key);
         }
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = Environment.GetEnvironmentVariable("SCRATCH_ENV") ?? "Production"; // SCRATCH
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         start.Environment["Database__Provider"] = "Sqlite";
         start.Environment["Database__DataDirectory"] = DataDirectory;
         start.Environment["Bootstrap__AdminEmail"] = AdminEmail;

@@ -1,0 +1,138 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
+
+namespace RunbookPortal.E2E;
+
+/// <summary>
+/// One fresh browser context and page per test, against the shared portal. What the browser saw go wrong
+/// (console errors, page errors, failed requests) and what the portal logged during the test go to the
+/// test output, which the runner prints for a failed test.
+/// </summary>
+public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly List<string> _problems = [];
+    private readonly List<string> _breakages = [];
+    private readonly Lock _problemsLock = new();
+    private int _logStart;
+    private IBrowserContext? _context;
+    private IPage? _page;
+
+    protected PortalProcess Portal { get; } = portal;
+    protected ITestOutputHelper Output { get; } = output;
+    protected IPage Page => _page ?? throw new InvalidOperationException("The page is not open yet.");
+
+    protected static readonly Regex LoginUrl = new(@"/account/login(\?|$)");
+
+    public async Task InitializeAsync()
+    {
+        _logStart = Portal.Log.Length;
+        _context = await Portal.Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = Portal.BaseUrl.ToString(),
+            ViewportSize = new ViewportSize { Width = 1366, Height = 900 },
+            Locale = "en-US",
+            TimezoneId = "UTC",
+        });
+        _context.SetDefaultTimeout(30_000);
+        _page = await _context.NewPageAsync();
+        _page.Console += (_, m) =>
+        {
+            if (m.Type is "error" or "warning")
+                Problem($"console {m.Type}: {m.Text} ({m.Location})");
+        };
+        _page.PageError += (_, e) => Problem($"page error: {e}", breaks: true);
+        _page.RequestFailed += (_, r) => Problem($"request failed: {r.Method} {r.Url}: {r.Failure}", breaks: IsPageAsset(r));
+        _page.Response += (_, r) =>
+        {
+            if (r.Status >= 400)
+                Problem($"HTTP {r.Status}: {r.Request.Method} {r.Url}", breaks: IsPageAsset(r.Request));
+            else if (IsPageAsset(r.Request) && r.Headers.TryGetValue("content-length", out var length) && length == "0")
+                Problem($"empty {r.Request.ResourceType}: HTTP {r.Status} with no content for {r.Url}", breaks: true);
+        };
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_context is not null)
+            await _context.CloseAsync();
+
+        var report = new StringBuilder();
+        lock (_problemsLock)
+        {
+            report.AppendLine(_problems.Count == 0 ? "The browser reported no problem." : "What the browser reported:");
+            foreach (var p in _problems)
+                report.Append("  ").AppendLine(p);
+        }
+        var log = Portal.Log;
+        report.AppendLine("----- portal output during this test -----")
+            .AppendLine(log[Math.Min(_logStart, log.Length)..])
+            .Append("----- end of portal output -----");
+        Output.WriteLine(report.ToString());
+
+        // A page without its scripts or styles, or with an uncaught script error, is broken even when the assertions held.
+        lock (_problemsLock)
+        {
+            if (_breakages.Count > 0)
+                throw new InvalidOperationException("The page was broken:\n  " + string.Join("\n  ", _breakages.Distinct()));
+        }
+    }
+
+    /// <summary>Fills and submits the sign-in form of the page that is open.</summary>
+    protected async Task SubmitSignInAsync(string email, string password)
+    {
+        await Page.Locator("#login-email").FillAsync(email);
+        await Page.Locator("#login-password").FillAsync(password);
+        await Page.Locator("[data-testid=sign-in]").ClickAsync();
+    }
+
+    /// <summary>
+    /// Opens the dashboard as a signed-out visitor, is sent to the sign-in page, signs in as the bootstrap
+    /// administrator and waits until the dashboard is back and interactive.
+    /// </summary>
+    protected async Task SignInAsAdminAsync()
+    {
+        await Page.GotoAsync("/");
+        await Expect(Page, "a signed-out visitor is sent to the sign-in page").ToHaveURLAsync(LoginUrl);
+        await SubmitSignInAsync(PortalProcess.AdminEmail, Portal.AdminPassword);
+        await Expect(Page, "after signing in the dashboard opens").ToHaveURLAsync(Portal.BaseUrl.ToString());
+        await Expect(Page.GetByText("What to do next")).ToBeVisibleAsync();
+        await Expect(Page.Locator("[data-testid=next-steps]")).ToBeAttachedAsync();
+        await WaitForInteractiveAsync("Welcome");
+    }
+
+    /// <summary>
+    /// Waits for the page's h1 (containing <paramref name="heading"/>) and for the Blazor circuit to be interactive.
+    /// A prerendered page looks the same as a live one but ignores clicks; the interactive router's
+    /// FocusOnNavigate moves the focus to the h1 only once the circuit has rendered, so a focused h1 is the signal.
+    /// </summary>
+    protected async Task WaitForInteractiveAsync(string heading)
+    {
+        var h1 = Page.Locator("h1").Filter(new() { HasText = heading });
+        await Expect(h1, $"the page shows the heading \"{heading}\"").ToBeVisibleAsync();
+        await Expect(h1, "the Blazor circuit becomes interactive (FocusOnNavigate focuses the h1; it never does when blazor.web.js is not loaded or the circuit fails)")
+            .ToBeFocusedAsync();
+    }
+
+    /// <summary>Saves a full-page screenshot as tests/RunbookPortal.E2E/screenshots/{name}.</summary>
+    protected async Task ScreenshotAsync(string name)
+    {
+        var path = Path.Combine(Portal.ScreenshotDirectory, name);
+        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
+        Output.WriteLine($"Screenshot: {path}");
+    }
+
+    private static bool IsPageAsset(IRequest request) => request.ResourceType is "script" or "stylesheet";
+
+    private void Problem(string text, bool breaks = false)
+    {
+        lock (_problemsLock)
+        {
+            _problems.Add(text);
+            if (breaks)
+                _breakages.Add(text);
+        }
+    }
+}
