@@ -4,6 +4,7 @@ using RunbookPortal.Web.Features.Account;
 using RunbookPortal.Web.Features;
 using RunbookPortal.Web.Features.Admin;
 using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Features.Runbooks;
 using RunbookPortal.Web.Infrastructure;
 
 try
@@ -13,8 +14,8 @@ try
         .AddPortalPlatform()
         .AddPortalDatabase()
         .AddPortalIdentity()
-        .AddPortalFeatures()
-        .AddPortalUi();
+        .AddPortalFeatures();
+    builder.AddPortalUi();
 
     var app = builder.Build();
     app.UsePortalPlatform();
@@ -22,7 +23,8 @@ try
     app.MapPortalOperations()
         .MapAccountEndpoints()
         .MapAdminApi()
-        .MapAuditApi();
+        .MapAuditApi()
+        .MapRunbookApi();
     app.MapPortalUi();
 
     await app.RunAsync();

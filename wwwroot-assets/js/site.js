@@ -21,3 +21,4 @@ window.rbp = {
     area.remove();
   },
 };
+

@@ -6,8 +6,11 @@ namespace RunbookPortal.Web.Components;
 
 public static class UiExtensions
 {
-    public static IHostApplicationBuilder AddPortalUi(this IHostApplicationBuilder builder)
+    public static WebApplicationBuilder AddPortalUi(this WebApplicationBuilder builder)
     {
+        // Serve framework and MudBlazor assets from the build output too (not only from a publish folder),
+        // whatever the environment: `dotnet RunbookPortal.Web.dll` straight from bin must look right.
+        builder.WebHost.UseStaticWebAssets();
         builder.Services.AddRazorComponents().AddInteractiveServerComponents();
         builder.Services.AddMudServices(o =>
         {

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 
@@ -79,7 +81,9 @@ public static class DatabaseExtensions
                 throw new StartupException($"Cannot reach the {provider} database at {where}. Check ConnectionStrings:{provider} and that the server is running and the database exists.");
 
             var known = db.Database.GetMigrations().ToHashSet(StringComparer.Ordinal);
-            var applied = await db.Database.GetAppliedMigrationsAsync(ct);
+            // A new database has no history table yet; asking it for applied migrations would log a failed query.
+            var history = db.GetService<IHistoryRepository>();
+            var applied = await history.ExistsAsync(ct) ? await db.Database.GetAppliedMigrationsAsync(ct) : [];
             var unknown = applied.Where(m => !known.Contains(m)).ToList();
             if (unknown.Count > 0)
                 throw new StartupException($"The {provider} database at {where} is newer than this version of RunbookPortal (it has migrations this version does not know: {string.Join(", ", unknown)}). Run the newer version, or restore a backup made for this one.");

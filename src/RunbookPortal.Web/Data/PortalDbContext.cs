@@ -16,6 +16,9 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
     public DbSet<AuditRecord> AuditRecords => Set<AuditRecord>();
+    public DbSet<Runbook> Runbooks => Set<Runbook>();
+    public DbSet<RunbookVersion> RunbookVersions => Set<RunbookVersion>();
+    public DbSet<RunbookVersionTransition> RunbookVersionTransitions => Set<RunbookVersionTransition>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -47,6 +50,48 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             a.Property(x => x.Target).HasMaxLength(512);
             a.Property(x => x.PreviousHash).HasMaxLength(64);
             a.Property(x => x.Hash).HasMaxLength(64);
+        });
+
+        builder.Entity<Runbook>(r =>
+        {
+            r.ToTable("Runbooks");
+            r.HasKey(x => x.Id);
+            r.HasIndex(x => x.Name).IsUnique();
+            r.HasIndex(x => x.Type);
+            r.HasIndex(x => x.Status);
+            r.HasIndex(x => x.Owner);
+            r.Property(x => x.Name).HasMaxLength(63);
+            r.Property(x => x.Title).HasMaxLength(200);
+            r.Property(x => x.Type).HasMaxLength(40);
+            r.Property(x => x.Owner).HasMaxLength(100);
+            r.Property(x => x.CreatedBy).HasMaxLength(256);
+            r.Property(x => x.Status).HasConversion<string>().HasMaxLength(20);
+            r.HasMany(x => x.Versions).WithOne(v => v.Runbook).HasForeignKey(v => v.RunbookId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<RunbookVersion>(v =>
+        {
+            v.ToTable("RunbookVersions");
+            v.HasKey(x => x.Id);
+            v.HasIndex(x => new { x.RunbookId, x.Version }).IsUnique();
+            v.Property(x => x.Status).HasConversion<string>().HasMaxLength(20);
+            v.Property(x => x.ArchiveState).HasConversion<string>().HasMaxLength(20);
+            // At most one Active version per runbook, whatever races happen.
+            v.HasIndex(x => x.RunbookId, "IX_RunbookVersions_OneActive").IsUnique().HasFilter("\"Status\" = 'Active'");
+            v.HasIndex(x => x.ArchiveState);
+            v.Property(x => x.Author).HasMaxLength(256);
+            v.Property(x => x.ReviewedBy).HasMaxLength(256);
+            v.HasMany(x => x.Transitions).WithOne().HasForeignKey(t => t.RunbookVersionId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<RunbookVersionTransition>(t =>
+        {
+            t.ToTable("RunbookVersionTransitions");
+            t.HasKey(x => x.Id);
+            t.Property(x => x.Actor).HasMaxLength(256);
+            t.Property(x => x.Action).HasMaxLength(40);
+            t.Property(x => x.From).HasConversion<string>().HasMaxLength(20);
+            t.Property(x => x.To).HasConversion<string>().HasMaxLength(20);
         });
     }
 

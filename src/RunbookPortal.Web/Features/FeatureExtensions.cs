@@ -1,5 +1,6 @@
 using RunbookPortal.Web.Features.Admin;
 using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Features.Runbooks;
 
 namespace RunbookPortal.Web.Features;
 
@@ -7,8 +8,15 @@ public static class FeatureExtensions
 {
     public static IHostApplicationBuilder AddPortalFeatures(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddSingleton<AuditLog>();
-        builder.Services.AddScoped<UserAdminService>();
+        var services = builder.Services;
+        services.AddSingleton<AuditLog>();
+        services.AddScoped<UserAdminService>();
+
+        services.AddScoped<RunbookCatalog>();
+        services.AddOptions<S3ArchiveOptions>().BindConfiguration(S3ArchiveOptions.Section);
+        services.AddSingleton<RunbookArchiveQueue>();
+        services.AddSingleton<RunbookArchiver>();
+        services.AddHostedService(sp => sp.GetRequiredService<RunbookArchiver>());
         return builder;
     }
 

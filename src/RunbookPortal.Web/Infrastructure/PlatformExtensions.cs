@@ -41,6 +41,8 @@ public static class PlatformExtensions
     {
         var services = builder.Services;
         services.AddSingleton(TimeProvider.System);
+        // Enums travel as their names ("Active", not 2) in every API answer.
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
         {
             ctx.ProblemDetails.Instance ??= ctx.HttpContext.Request.Path;

@@ -1,0 +1,40 @@
+namespace RunbookPortal.Engine.Runbooks;
+
+/// <summary>Collects diagnostics up to <see cref="RunbookLimits.MaxDiagnostics"/>.</summary>
+internal sealed class DiagnosticBag
+{
+    private readonly List<RunbookDiagnostic> items = [];
+    private bool truncated;
+
+    public bool HasErrors { get; private set; }
+
+    public bool IsFull => truncated;
+
+    public void Error(SourcePosition at, string? path, string message) => Add(at, DiagnosticSeverity.Error, path, message);
+
+    public void Warning(SourcePosition at, string? path, string message) => Add(at, DiagnosticSeverity.Warning, path, message);
+
+    public void Error(YNode at, string path, string message) => Add(at.Start, DiagnosticSeverity.Error, path, message);
+
+    public void Warning(YNode at, string path, string message) => Add(at.Start, DiagnosticSeverity.Warning, path, message);
+
+    private void Add(SourcePosition at, DiagnosticSeverity severity, string? path, string message)
+    {
+        if (severity == DiagnosticSeverity.Error)
+            HasErrors = true;
+        if (truncated)
+            return;
+        if (items.Count >= RunbookLimits.MaxDiagnostics)
+        {
+            truncated = true;
+            items.Add(new RunbookDiagnostic(at.Line, at.Column, DiagnosticSeverity.Error, path ?? "",
+                $"more than {RunbookLimits.MaxDiagnostics} problems; fix these first to see the rest"));
+            HasErrors = true;
+            return;
+        }
+        items.Add(new RunbookDiagnostic(Math.Max(1, at.Line), Math.Max(1, at.Column), severity, path ?? "", message));
+    }
+
+    public IReadOnlyList<RunbookDiagnostic> ToSortedList() =>
+        items.OrderBy(d => d.Line).ThenBy(d => d.Column).ToArray();
+}

@@ -1,0 +1,122 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace RunbookPortal.Engine.Runbooks;
+
+/// <summary>A declared runbook parameter.</summary>
+/// <param name="Name">Letters, digits and underscores; used in templates as <c>{{ name }}</c>.</param>
+/// <param name="Default">The default value as text (ints in invariant culture, bools as <c>true</c>/<c>false</c>).</param>
+/// <param name="Allowed">When given, the value must be one of these.</param>
+/// <param name="Pattern">When given, the value must match this regular expression (string and secret only).</param>
+/// <param name="Min">Smallest value (int only).</param>
+/// <param name="Max">Largest value (int only).</param>
+public sealed record ParameterDefinition(
+    string Name,
+    ParameterType Type,
+    bool Required,
+    string? Default,
+    IReadOnlyList<string>? Allowed,
+    string? Pattern,
+    long? Min,
+    long? Max,
+    string? Description)
+{
+    /// <summary>The YAML spelling of <see cref="Type"/>.</summary>
+    public string TypeName => ParameterTypes.NameOf(Type);
+
+    /// <summary>
+    /// Checks a value against this declaration. Answers <c>null</c> when the value fits, else a problem
+    /// that completes a sentence about the value ("is not a whole number"). The message never repeats the
+    /// value, so it is safe for secrets.
+    /// </summary>
+    public string? CheckValue(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        switch (Type)
+        {
+            case ParameterType.Int:
+                if (!TryParseInt(value, out var number))
+                    return "is not a whole number";
+                if (Min is { } min && number < min)
+                    return $"is below the minimum {min.ToString(CultureInfo.InvariantCulture)}";
+                if (Max is { } max && number > max)
+                    return $"is above the maximum {max.ToString(CultureInfo.InvariantCulture)}";
+                if (Allowed is not null && !Allowed.Any(a => TryParseInt(a, out var allowed) && allowed == number))
+                    return $"is not one of the allowed values ({string.Join(", ", Allowed)})";
+                return null;
+            case ParameterType.Bool:
+                if (!TryParseBool(value, out var flag))
+                    return "is not true or false";
+                if (Allowed is not null && !Allowed.Any(a => TryParseBool(a, out var allowed) && allowed == flag))
+                    return $"is not one of the allowed values ({string.Join(", ", Allowed)})";
+                return null;
+            default:
+                if (Allowed is not null && !Allowed.Contains(value, StringComparer.Ordinal))
+                    return Type == ParameterType.Secret
+                        ? "is not one of the allowed values"
+                        : $"is not one of the allowed values ({string.Join(", ", Allowed)})";
+                if (Pattern is not null)
+                {
+                    try
+                    {
+                        if (!Regex.IsMatch(value, Pattern, RegexOptions.CultureInvariant, RunbookLimits.RegexTimeout))
+                            return $"does not match the pattern {Pattern}";
+                    }
+                    catch (RegexMatchTimeoutException)
+                    {
+                        return $"could not be checked: the pattern {Pattern} takes too long on it";
+                    }
+                    catch (ArgumentException)
+                    {
+                        return $"could not be checked: the pattern {Pattern} is not a valid regular expression";
+                    }
+                }
+                return null;
+        }
+    }
+
+    internal static bool TryParseInt(string text, out long value) =>
+        long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value);
+
+    internal static bool TryParseBool(string text, out bool value)
+    {
+        switch (text)
+        {
+            case "true" or "True" or "TRUE":
+                value = true;
+                return true;
+            case "false" or "False" or "FALSE":
+                value = false;
+                return true;
+            default:
+                value = false;
+                return false;
+        }
+    }
+}
+
+/// <summary>The YAML names of <see cref="ParameterType"/>.</summary>
+public static class ParameterTypes
+{
+    public static IReadOnlyList<string> All { get; } = Array.AsReadOnly(["string", "int", "bool", "secret"]);
+
+    public static string NameOf(ParameterType type) => type switch
+    {
+        ParameterType.Int => "int",
+        ParameterType.Bool => "bool",
+        ParameterType.Secret => "secret",
+        _ => "string",
+    };
+
+    public static bool TryParse(string name, out ParameterType type)
+    {
+        switch (name)
+        {
+            case "string": type = ParameterType.String; return true;
+            case "int": type = ParameterType.Int; return true;
+            case "bool": type = ParameterType.Bool; return true;
+            case "secret": type = ParameterType.Secret; return true;
+            default: type = ParameterType.String; return false;
+        }
+    }
+}
