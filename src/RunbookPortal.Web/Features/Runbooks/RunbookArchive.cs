@@ -109,7 +109,8 @@ public sealed class RunbookArchiver(IServiceScopeFactory scopes, RunbookArchiveQ
                 stored++;
                 logger.LogInformation("Archived {Runbook} v{Version} to s3://{Bucket}/{Key}", version.Runbook.Name, version.Version, options.Value.Bucket, key);
             }
-            catch (Exception ex) when (ex is AmazonServiceException or HttpRequestException or IOException or TimeoutException or TaskCanceledException && !ct.IsCancellationRequested)
+            // Whatever went wrong with this version (credentials, network, the bucket) is recorded on it and retried.
+            catch (Exception ex) when (!ct.IsCancellationRequested)
             {
                 version.ArchiveAttempts++;
                 version.ArchiveState = ArchiveState.Failed;

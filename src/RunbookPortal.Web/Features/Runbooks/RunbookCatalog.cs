@@ -303,8 +303,13 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
         runbook.ActiveVersion = active?.Version;
         runbook.Status = active?.Status ?? latest.Status;
         runbook.UpdatedAt = now;
-        if (RunbookValidator.Validate((active ?? latest).Yaml).Definition is not { } d)
-            return;
+        if (RunbookValidator.Validate((active ?? latest).Yaml).Definition is { } d)
+            ApplyCatalogFacts(runbook, d);
+    }
+
+    /// <summary>Copies what the catalog shows and searches from a definition onto the runbook row.</summary>
+    public static void ApplyCatalogFacts(Runbook runbook, RunbookDefinition d)
+    {
         runbook.Title = d.Title;
         runbook.Description = d.Description;
         runbook.Type = d.Type;
