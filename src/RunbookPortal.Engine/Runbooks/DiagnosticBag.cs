@@ -10,13 +10,13 @@ internal sealed class DiagnosticBag
 
     public bool IsFull => truncated;
 
-    public void Error(SourcePosition at, string? path, string message) => Add(at, DiagnosticSeverity.Error, path, message);
+    public void Error(YNode at, LazyPath path, string message) => Add(at.Start, DiagnosticSeverity.Error, path.ToString(), message);
 
-    public void Warning(SourcePosition at, string? path, string message) => Add(at, DiagnosticSeverity.Warning, path, message);
+    public void Warning(YNode at, LazyPath path, string message) => Add(at.Start, DiagnosticSeverity.Warning, path.ToString(), message);
 
-    public void Error(YNode at, string path, string message) => Add(at.Start, DiagnosticSeverity.Error, path, message);
+    public void Error(SourcePosition at, LazyPath path, string message) => Add(at, DiagnosticSeverity.Error, path.ToString(), message);
 
-    public void Warning(YNode at, string path, string message) => Add(at.Start, DiagnosticSeverity.Warning, path, message);
+    public void Warning(SourcePosition at, LazyPath path, string message) => Add(at, DiagnosticSeverity.Warning, path.ToString(), message);
 
     private void Add(SourcePosition at, DiagnosticSeverity severity, string? path, string message)
     {

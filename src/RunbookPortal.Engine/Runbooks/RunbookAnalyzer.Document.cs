@@ -115,7 +115,7 @@ internal sealed partial class RunbookAnalyzer
         foreach (var item in sequence.Items)
         {
             if (item is YScalar scalar && !seen.Add(scalar.Value) && values.Contains(scalar.Value))
-                d.Warning(item, RunbookPath.Item(m.PathOf(key), index), $"the {what} '{Preview(scalar.Value)}' is listed twice");
+                d.Warning(item, RunbookPath.Item(m.PathOf(key).ToString(), index), $"the {what} '{Preview(scalar.Value)}' is listed twice");
             index++;
         }
     }
@@ -129,7 +129,7 @@ internal sealed partial class RunbookAnalyzer
         var view = CheckKeys(map, "parameters", "`parameters`", allowed: null);
         foreach (var (name, entry) in view.Entries)
         {
-            var path = view.PathOf(name);
+            var path = view.PathOf(name).ToString();
             if (!TemplateReferences.IsIdentifier(name))
             {
                 d.Error(entry.Key, path,
@@ -217,7 +217,7 @@ internal sealed partial class RunbookAnalyzer
                 allowed = [];
                 for (var i = 0; i < sequence.Items.Count; i++)
                 {
-                    var itemPath = RunbookPath.Item(m.PathOf("allowed"), i);
+                    var itemPath = RunbookPath.Item(m.PathOf("allowed").ToString(), i);
                     if (AnyScalar(sequence.Items[i], itemPath, "allowed value") is not { } value)
                         continue;
                     if (typeIsValid && shape.CheckValue(value) is { } problem)
@@ -270,7 +270,7 @@ internal sealed partial class RunbookAnalyzer
         var when = new Dictionary<string, string>(StringComparer.Ordinal);
         if (Mapping(m, "when", " of parameter names to values, such as `{ environment: production }`") is { } whenMap)
         {
-            var view = CheckKeys(whenMap, m.PathOf("when"), "`approval.when`", allowed: null);
+            var view = CheckKeys(whenMap, m.PathOf("when").ToString(), "`approval.when`", allowed: null);
             foreach (var (parameterName, entry) in view.Entries)
             {
                 var path = view.PathOf(parameterName);

@@ -187,7 +187,9 @@ internal sealed partial class RunbookAnalyzer
             }
         }
 
-        var name = Text(m, "name", required: false) ?? (isRollback ? $"Roll back {parent!.Value.Name}" : id);
+        var name = Text(m, "name", required: false) is { Length: > 0 } given && !string.IsNullOrWhiteSpace(given)
+            ? given
+            : isRollback ? $"Roll back {parent!.Value.Name}" : id;
         var description = Text(m, "description", required: false);
 
         var actionText = Text(m, "action", required: true,
@@ -233,7 +235,7 @@ internal sealed partial class RunbookAnalyzer
 
         StepDefinition? rollback = null;
         if (m["rollback"] is { } rollbackNode && !isRollback)
-            rollback = Step(rollbackNode, m.PathOf("rollback"), index, (id, name));
+            rollback = Step(rollbackNode, m.PathOf("rollback").ToString(), index, (id, name));
 
         if (details is null || action is null)
             return null;
@@ -261,7 +263,7 @@ internal sealed partial class RunbookAnalyzer
     {
         if (Mapping(m, "retry", " such as `{ attempts: 3, backoff: 10s }`") is not { } map)
             return null;
-        var retry = CheckKeys(map, m.PathOf("retry"), "`retry`", RetryKeys);
+        var retry = CheckKeys(map, m.PathOf("retry").ToString(), "`retry`", RetryKeys);
         var attempts = IntegerInRange(retry, "attempts", 1, 20, "`attempts` must be between 1 and 20 (the first try included), got {0}",
             required: true, missing: "`retry` needs `attempts`: how many times to try at most, the first try included (1 to 20)");
         var backoff = Duration(retry, "backoff", allowZero: true);
@@ -272,7 +274,7 @@ internal sealed partial class RunbookAnalyzer
     {
         if (Mapping(m, "validate", " such as `{ output_contains: \"done\" }`") is not { } map)
             return null;
-        var v = CheckKeys(map, m.PathOf("validate"), "`validate`", ValidateKeys);
+        var v = CheckKeys(map, m.PathOf("validate").ToString(), "`validate`", ValidateKeys);
         var outputContains = Text(v, "output_contains", required: false);
         string? regex = null;
         if (Text(v, "regex", required: false) is { } pattern && CheckRegex(v["regex"]!, v.PathOf("regex"), "regex", pattern))
@@ -283,7 +285,7 @@ internal sealed partial class RunbookAnalyzer
         string? jsonEquals = null;
         if (Mapping(v, "json", " such as `{ path: $.status, equals: ok }`") is { } jsonMap)
         {
-            var json = CheckKeys(jsonMap, v.PathOf("json"), "`validate.json`", JsonCheckKeys);
+            var json = CheckKeys(jsonMap, v.PathOf("json").ToString(), "`validate.json`", JsonCheckKeys);
             jsonPath = Text(json, "path", required: true, "`validate.json` needs a `path` such as `$.status` or `$.items[0].state`");
             if (jsonPath is not null && !JsonPathSyntax().IsMatch(jsonPath))
             {
@@ -304,7 +306,7 @@ internal sealed partial class RunbookAnalyzer
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         if (Mapping(m, "outputs", " of output names to regular expressions, such as `{ version: 'version=(\\S+)' }`") is not { } map)
             return result.AsReadOnly();
-        var view = CheckKeys(map, m.PathOf("outputs"), "`outputs`", allowed: null);
+        var view = CheckKeys(map, m.PathOf("outputs").ToString(), "`outputs`", allowed: null);
         foreach (var (name, entry) in view.Entries)
         {
             var path = view.PathOf(name);
@@ -361,7 +363,7 @@ internal sealed partial class RunbookAnalyzer
                 body = AnyScalar(bodyScalar, m.PathOf("body"), "body");
                 break;
             case var structured:
-                CheckFreeForm(structured, m.PathOf("body"));
+                CheckFreeForm(structured, m.PathOf("body").ToString());
                 jsonBody = YamlJson.ToJsonElement(structured);
                 break;
         }
@@ -374,7 +376,7 @@ internal sealed partial class RunbookAnalyzer
                 d.Error(statusNode, m.PathOf("expect_status"), "`expect_status` is an empty list; give at least one status code or remove it");
             for (var i = 0; i < items.Count; i++)
             {
-                var path = statusNode is YSeq ? RunbookPath.Item(m.PathOf("expect_status"), i) : m.PathOf("expect_status");
+                var path = statusNode is YSeq ? RunbookPath.Item(m.PathOf("expect_status").ToString(), i) : m.PathOf("expect_status");
                 if (Integer(items[i], path, "expect_status") is not { } code)
                     continue;
                 if (code is < 100 or > 599)
@@ -408,7 +410,7 @@ internal sealed partial class RunbookAnalyzer
         JsonElement? payload = null;
         if (m["payload"] is { } payloadNode)
         {
-            CheckFreeForm(payloadNode, m.PathOf("payload"));
+            CheckFreeForm(payloadNode, m.PathOf("payload").ToString());
             payload = YamlJson.ToJsonElement(payloadNode);
         }
         return new LambdaAction(function, payload);

@@ -15,29 +15,36 @@ internal sealed partial class RunbookAnalyzer
         public static TemplateScope RollbackOf(int index) => new(index, true, false);
     }
 
-    private void CheckTemplatesDeep(YNode node, string path, TemplateScope scope)
+    private void CheckTemplatesDeep(YNode node, LazyPath lazyPath, TemplateScope scope)
     {
         switch (node)
         {
             case YScalar scalar:
-                CheckTemplates(scalar, path, scope);
+                CheckTemplates(scalar, lazyPath, scope);
                 break;
             case YMap map:
+            {
+                var path = lazyPath.ToString();
                 foreach (var entry in map.Entries)
-                    CheckTemplatesDeep(entry.Value, RunbookPath.Child(path, entry.Key.Value), scope);
+                    CheckTemplatesDeep(entry.Value, LazyPath.Child(path, entry.Key.Value), scope);
                 break;
+            }
             case YSeq sequence:
+            {
+                var path = lazyPath.ToString();
                 for (var i = 0; i < sequence.Items.Count; i++)
-                    CheckTemplatesDeep(sequence.Items[i], RunbookPath.Item(path, i), scope);
+                    CheckTemplatesDeep(sequence.Items[i], LazyPath.Item(path, i), scope);
                 break;
+            }
         }
     }
 
     /// <summary>In `validate`, only the texts compared with the output are templated, not the regular expression.</summary>
-    private void CheckValidateTemplates(YNode node, string path, TemplateScope scope)
+    private void CheckValidateTemplates(YNode node, LazyPath lazyPath, TemplateScope scope)
     {
         if (node is not YMap map)
             return;
+        var path = lazyPath.ToString();
         foreach (var entry in map.Entries)
         {
             var childPath = RunbookPath.Child(path, entry.Key.Value);
@@ -54,7 +61,7 @@ internal sealed partial class RunbookAnalyzer
         }
     }
 
-    private void CheckTemplates(YScalar scalar, string path, TemplateScope scope)
+    private void CheckTemplates(YScalar scalar, LazyPath path, TemplateScope scope)
     {
         if (!scalar.Value.Contains("{{", StringComparison.Ordinal))
             return;

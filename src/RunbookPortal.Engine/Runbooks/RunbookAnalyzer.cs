@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.ObjectModel;
 using System.Globalization;
 using System.Text.RegularExpressions;
@@ -39,11 +40,11 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
         public YMap Map { get; } = map;
         public string Path { get; } = path;
         public Dictionary<string, YEntry> Entries { get; } = new(StringComparer.Ordinal);
-        public HashSet<string> Suggested { get; } = new(StringComparer.Ordinal);
+        public HashSet<string>? Suggested { get; set; }
 
         public YNode? this[string key] => Entries.TryGetValue(key, out var entry) ? entry.Value : null;
 
-        public string PathOf(string key) => RunbookPath.Child(Path, key);
+        public LazyPath PathOf(string key) => LazyPath.Child(Path, key);
     }
 
     private enum ScalarKind
@@ -120,7 +121,7 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
             else
                 advice = $"; use one of: {string.Join(", ", allowed.Ordered)}";
             if (suggestion is not null)
-                view.Suggested.Add(suggestion);
+                (view.Suggested ??= new HashSet<string>(StringComparer.Ordinal)).Add(suggestion);
             d.Error(entry.Key, RunbookPath.Child(path, key), $"{Code(key)} is not a field of {what}{advice}");
         }
         return view;
@@ -129,7 +130,7 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
     /// <summary>Reports a missing key at its mapping, unless an unknown key nearby was already suggested to be it.</summary>
     private void Missing(MapView m, string key, string message)
     {
-        if (!m.Suggested.Contains(key))
+        if (m.Suggested is null || !m.Suggested.Contains(key))
             d.Error(m.Map, m.PathOf(key), message);
     }
 
@@ -161,7 +162,7 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
         return Text(node, m.PathOf(key), key, required);
     }
 
-    private string? Text(YNode node, string path, string name, bool required = true)
+    private string? Text(YNode node, LazyPath path, string name, bool required = true)
     {
         if (node is not YScalar scalar)
         {
@@ -188,7 +189,7 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
     }
 
     /// <summary>A scalar of any type (text, number, boolean) taken as its text, e.g. an environment variable's value.</summary>
-    private string? AnyScalar(YNode node, string path, string name)
+    private string? AnyScalar(YNode node, LazyPath path, string name)
     {
         if (node is not YScalar scalar)
         {
@@ -215,7 +216,7 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
         return Integer(node, m.PathOf(key), key);
     }
 
-    private long? Integer(YNode node, string path, string name)
+    private long? Integer(YNode node, LazyPath path, string name)
     {
         if (node is not YScalar scalar)
         {
@@ -308,9 +309,10 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
             return null;
         }
         var items = new List<string>(sequence.Items.Count);
+        var listPath = m.PathOf(key).ToString();
         for (var i = 0; i < sequence.Items.Count; i++)
         {
-            if (Text(sequence.Items[i], RunbookPath.Item(m.PathOf(key), i), itemName) is { } text)
+            if (Text(sequence.Items[i], LazyPath.Item(listPath, i), itemName) is { } text)
                 items.Add(text);
         }
         return items.AsReadOnly();
@@ -322,7 +324,7 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
         if (Mapping(m, key, example) is not { } map)
             return result.AsReadOnly();
-        var view = CheckKeys(map, m.PathOf(key), what, allowed: null);
+        var view = CheckKeys(map, m.PathOf(key).ToString(), what, allowed: null);
         foreach (var (name, entry) in view.Entries)
         {
             if (validName is not null && !validName(name))
@@ -342,16 +344,17 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
         var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         if (Mapping(m, key, example) is not { } map)
             return result.AsReadOnly();
-        var view = CheckKeys(map, m.PathOf(key), what, allowed: null);
+        var view = CheckKeys(map, m.PathOf(key).ToString(), what, allowed: null);
         foreach (var (name, entry) in view.Entries)
         {
             var path = view.PathOf(name);
             if (entry.Value is YSeq sequence)
             {
                 var values = new List<string>(sequence.Items.Count);
+                var listPath = path.ToString();
                 for (var i = 0; i < sequence.Items.Count; i++)
                 {
-                    if (AnyScalar(sequence.Items[i], RunbookPath.Item(path, i), name) is { } item)
+                    if (AnyScalar(sequence.Items[i], LazyPath.Item(listPath, i), name) is { } item)
                         values.Add(item);
                 }
                 result[name] = values.AsReadOnly();
@@ -369,18 +372,40 @@ internal sealed partial class RunbookAnalyzer(string source, DiagnosticBag diagn
     }
 
     /// <summary>Checks that <paramref name="pattern"/> compiles; reports at <paramref name="at"/> otherwise.</summary>
-    private bool CheckRegex(YNode at, string path, string name, string pattern)
+    private bool CheckRegex(YNode at, LazyPath path, string name, string pattern)
     {
+        if (RegexProblemOf(pattern) is not { } problem)
+            return true;
+        d.Error(at, path, $"`{name}` is not a valid regular expression: {problem}");
+        return false;
+    }
+
+    /// <summary>
+    /// Patterns already checked, with their problem (<c>null</c> when valid): the editor validates the same
+    /// document over and over while someone types. Bounded; cleared when full.
+    /// </summary>
+    private static readonly ConcurrentDictionary<string, string?> CheckedPatterns = new(StringComparer.Ordinal);
+
+    private static string? RegexProblemOf(string pattern)
+    {
+        if (pattern.Length <= 1024 && CheckedPatterns.TryGetValue(pattern, out var known))
+            return known;
+        string? problem = null;
         try
         {
             _ = new Regex(pattern, RegexOptions.CultureInvariant, RunbookLimits.RegexTimeout);
-            return true;
         }
         catch (ArgumentException exception)
         {
-            d.Error(at, path, $"`{name}` is not a valid regular expression: {RegexProblem(exception)}");
-            return false;
+            problem = RegexProblem(exception);
         }
+        if (pattern.Length <= 1024)
+        {
+            if (CheckedPatterns.Count >= 4096)
+                CheckedPatterns.Clear();
+            CheckedPatterns[pattern] = problem;
+        }
+        return problem;
     }
 
     private static string RegexProblem(ArgumentException exception)

@@ -27,3 +27,32 @@ public static class RunbookPath
         return true;
     }
 }
+
+/// <summary>
+/// A diagnostic path that is only turned into text when a diagnostic is reported: most values are fine, so
+/// building every path string up front would be wasted work.
+/// </summary>
+internal readonly struct LazyPath
+{
+    private readonly string parent;
+    private readonly string? key;
+    private readonly int index;
+
+    private LazyPath(string parent, string? key, int index)
+    {
+        this.parent = parent;
+        this.key = key;
+        this.index = index;
+    }
+
+    public static LazyPath Child(string parent, string key) => new(parent, key, -1);
+
+    public static LazyPath Item(string parent, int index) => new(parent, null, index);
+
+    public static implicit operator LazyPath(string path) => new(path, null, -1);
+
+    public override string ToString() =>
+        key is not null ? RunbookPath.Child(parent, key)
+        : index >= 0 ? RunbookPath.Item(parent, index)
+        : parent ?? "";
+}

@@ -85,6 +85,9 @@ internal sealed class YamlTreeReader
     private readonly Parser parser;
     private bool anchorReported;
 
+    /// <summary>The keys and indexes leading to the node being read; turned into a path only for a diagnostic.</summary>
+    private readonly List<(string? Key, int Index)> pathSegments = [];
+
     /// <summary>Whether an alias was met; the tree then holds placeholders, so the runbook itself is not checked further.</summary>
     public bool SawAlias { get; private set; }
 
@@ -118,7 +121,7 @@ internal sealed class YamlTreeReader
             if (!parser.MoveNext())
                 return Unreadable();
 
-            var root = ReadNode(1, "");
+            var root = ReadNode(1);
             if (root is null)
                 return null;
 
@@ -160,7 +163,7 @@ internal sealed class YamlTreeReader
     }
 
     /// <summary>Reads the node at the current event and moves past it; <c>null</c> means reading stopped.</summary>
-    private YNode? ReadNode(int depth, string path)
+    private YNode? ReadNode(int depth)
     {
         switch (parser.Current)
         {
@@ -168,30 +171,32 @@ internal sealed class YamlTreeReader
             {
                 var start = SourcePosition.From(alias.Start);
                 SawAlias = true;
-                diagnostics.Error(start, path, $"anchors and aliases are not supported; write the value out in full instead of `*{alias.Value}`");
+                diagnostics.Error(start, CurrentPath(), $"anchors and aliases are not supported; write the value out in full instead of `*{alias.Value}`");
                 parser.MoveNext();
                 return new YScalar(start, SourcePosition.From(alias.End), "", ScalarStyle.Plain, forcedString: false);
             }
             case Scalar scalar:
             {
-                CheckAnchor(scalar, path);
-                var forcedString = CheckTag(scalar, scalar.Tag, isScalar: true, path);
+                CheckAnchor(scalar);
+                var forcedString = CheckTag(scalar, scalar.Tag, isScalar: true);
                 var node = new YScalar(SourcePosition.From(scalar.Start), SourcePosition.From(scalar.End), scalar.Value, scalar.Style, forcedString);
                 parser.MoveNext();
                 return node;
             }
             case SequenceStart sequence:
             {
-                CheckAnchor(sequence, path);
-                CheckTag(sequence, sequence.Tag, isScalar: false, path);
+                CheckAnchor(sequence);
+                CheckTag(sequence, sequence.Tag, isScalar: false);
                 if (depth > RunbookLimits.MaxDepth)
-                    return TooDeep(sequence, path);
+                    return TooDeep(sequence);
                 var items = new List<YNode>();
                 if (!parser.MoveNext())
                     return null;
                 while (parser.Current is not SequenceEnd)
                 {
-                    var item = ReadNode(depth + 1, RunbookPath.Item(path, items.Count));
+                    pathSegments.Add((null, items.Count));
+                    var item = ReadNode(depth + 1);
+                    pathSegments.RemoveAt(pathSegments.Count - 1);
                     if (item is null)
                         return null;
                     items.Add(item);
@@ -202,25 +207,27 @@ internal sealed class YamlTreeReader
             }
             case MappingStart mapping:
             {
-                CheckAnchor(mapping, path);
-                CheckTag(mapping, mapping.Tag, isScalar: false, path);
+                CheckAnchor(mapping);
+                CheckTag(mapping, mapping.Tag, isScalar: false);
                 if (depth > RunbookLimits.MaxDepth)
-                    return TooDeep(mapping, path);
+                    return TooDeep(mapping);
                 var entries = new List<YEntry>();
                 if (!parser.MoveNext())
                     return null;
                 while (parser.Current is not MappingEnd)
                 {
-                    var key = ReadNode(depth + 1, path);
+                    var key = ReadNode(depth + 1);
                     if (key is null)
                         return null;
-                    var value = ReadNode(depth + 1, key is YScalar k ? RunbookPath.Child(path, k.Value) : path);
+                    pathSegments.Add((key is YScalar k ? k.Value : "?", -1));
+                    var value = ReadNode(depth + 1);
+                    pathSegments.RemoveAt(pathSegments.Count - 1);
                     if (value is null)
                         return null;
                     if (key is YScalar scalarKey)
                         entries.Add(new YEntry(scalarKey, value));
                     else
-                        diagnostics.Error(key.Start, path, "keys must be plain text, not a mapping or a list");
+                        diagnostics.Error(key.Start, CurrentPath(), "keys must be plain text, not a mapping or a list");
                 }
                 var end = SourcePosition.From(parser.Current.End);
                 parser.MoveNext();
@@ -231,24 +238,32 @@ internal sealed class YamlTreeReader
         }
     }
 
-    private YNode? TooDeep(ParsingEvent at, string path)
+    private string CurrentPath()
     {
-        diagnostics.Error(SourcePosition.From(at.Start), path,
+        var path = "";
+        foreach (var (key, index) in pathSegments)
+            path = key is null ? RunbookPath.Item(path, index) : RunbookPath.Child(path, key);
+        return path;
+    }
+
+    private YNode? TooDeep(ParsingEvent at)
+    {
+        diagnostics.Error(SourcePosition.From(at.Start), CurrentPath(),
             $"the document nests mappings and lists deeper than {RunbookLimits.MaxDepth} levels; a runbook never needs that, flatten it");
         return null;
     }
 
-    private void CheckAnchor(NodeEvent node, string path)
+    private void CheckAnchor(NodeEvent node)
     {
         if (node.Anchor.IsEmpty || anchorReported)
             return;
         anchorReported = true; // one report is enough: the anchor itself is harmless, its aliases are reported each
-        diagnostics.Error(SourcePosition.From(node.Start), path,
+        diagnostics.Error(SourcePosition.From(node.Start), CurrentPath(),
             $"anchors and aliases are not supported; remove `&{node.Anchor.Value}` and write repeated values out in full");
     }
 
     /// <summary>Refuses application tags; answers whether the node is forced to be a string (<c>!!str</c>, <c>!</c>).</summary>
-    private bool CheckTag(NodeEvent node, TagName tag, bool isScalar, string path)
+    private bool CheckTag(NodeEvent node, TagName tag, bool isScalar)
     {
         if (tag.IsEmpty)
             return false;
@@ -261,7 +276,7 @@ internal sealed class YamlTreeReader
             if (name is "str" or "int" or "bool" or "null" or "float" or "map" or "seq")
                 return name == "str";
         }
-        diagnostics.Error(SourcePosition.From(node.Start), path, $"YAML tags such as `{Shorten(value)}` are not supported; remove the tag");
+        diagnostics.Error(SourcePosition.From(node.Start), CurrentPath(), $"YAML tags such as `{Shorten(value)}` are not supported; remove the tag");
         return false;
     }
 

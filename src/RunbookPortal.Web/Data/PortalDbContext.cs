@@ -18,6 +18,7 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
     public DbSet<AuditRecord> AuditRecords => Set<AuditRecord>();
     public DbSet<Runbook> Runbooks => Set<Runbook>();
     public DbSet<RunbookVersion> RunbookVersions => Set<RunbookVersion>();
+    public DbSet<RunbookTag> RunbookTags => Set<RunbookTag>();
     public DbSet<RunbookVersionTransition> RunbookVersionTransitions => Set<RunbookVersionTransition>();
 
     protected override void OnModelCreating(ModelBuilder builder)
@@ -67,6 +68,15 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             r.Property(x => x.CreatedBy).HasMaxLength(256);
             r.Property(x => x.Status).HasConversion<string>().HasMaxLength(20);
             r.HasMany(x => x.Versions).WithOne(v => v.Runbook).HasForeignKey(v => v.RunbookId).OnDelete(DeleteBehavior.Cascade);
+            r.HasMany(x => x.TagLinks).WithOne().HasForeignKey(t => t.RunbookId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<RunbookTag>(t =>
+        {
+            t.ToTable("RunbookTags");
+            t.HasKey(x => new { x.RunbookId, x.Tag });
+            t.HasIndex(x => x.Tag);
+            t.Property(x => x.Tag).HasMaxLength(100);
         });
 
         builder.Entity<RunbookVersion>(v =>

@@ -44,6 +44,15 @@ public sealed class Runbook
     public required string CreatedBy { get; set; }
     public DateTime UpdatedAt { get; set; }
     public List<RunbookVersion> Versions { get; set; } = [];
+
+    /// <summary>One row per tag, for the tag filter and facet.</summary>
+    public List<RunbookTag> TagLinks { get; set; } = [];
+}
+
+public sealed class RunbookTag
+{
+    public Guid RunbookId { get; set; }
+    public required string Tag { get; set; }
 }
 
 /// <summary>One numbered version of a runbook's YAML. Immutable once submitted.</summary>

@@ -53,24 +53,35 @@ public sealed record RunbookSaveResult(OperationResult Outcome, string? Name, in
 /// <summary>The runbook catalog and its version lifecycle, for pages and API alike.</summary>
 public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvider time, RunbookArchiveQueue archive)
 {
+    /// <summary>One page of the catalog with its facets, in three queries: the facet counts, the tag counts, the page.</summary>
     public async Task<CatalogPage> SearchAsync(CatalogQuery q, CancellationToken ct = default)
     {
         var runbooks = db.Runbooks.AsNoTracking();
         foreach (var term in (q.Search ?? "").ToLowerInvariant().Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Take(8))
-            runbooks = runbooks.Where(r => r.SearchText.Contains(term));
+        {
+            var pattern = "%" + term.Replace("\\", "\\\\").Replace("%", "\\%").Replace("_", "\\_") + "%";
+            runbooks = runbooks.Where(r => EF.Functions.Like(r.SearchText, pattern, "\\"));
+        }
         if (!string.IsNullOrWhiteSpace(q.Type))
             runbooks = runbooks.Where(r => r.Type == q.Type);
         if (!string.IsNullOrWhiteSpace(q.Tag))
         {
-            var tag = "|" + q.Tag.Trim().ToLowerInvariant() + "|";
-            runbooks = runbooks.Where(r => r.Tags.Contains(tag));
+            var tag = q.Tag.Trim().ToLowerInvariant();
+            runbooks = runbooks.Where(r => r.TagLinks.Any(t => t.Tag == tag));
         }
         if (q.Status is { } status)
             runbooks = runbooks.Where(r => r.Status == status);
         if (!string.IsNullOrWhiteSpace(q.Owner))
             runbooks = runbooks.Where(r => r.Owner == q.Owner);
 
-        var total = await runbooks.CountAsync(ct);
+        var groups = await runbooks.GroupBy(r => new { r.Type, r.Status, r.Owner })
+            .Select(g => new { g.Key.Type, g.Key.Status, g.Key.Owner, Count = g.Count() }).ToListAsync(ct);
+        var total = groups.Sum(g => g.Count);
+        var tags = (await db.RunbookTags.Where(t => runbooks.Any(r => r.Id == t.RunbookId))
+            .GroupBy(t => t.Tag).Select(g => new { Tag = g.Key, Count = g.Count() })
+            .OrderByDescending(f => f.Count).ThenBy(f => f.Tag).Take(50).ToListAsync(ct))
+            .Select(f => new FacetValue(f.Tag, f.Count)).ToList();
+
         var sorted = (q.Sort.ToLowerInvariant(), q.Descending) switch
         {
             ("title", false) => runbooks.OrderBy(r => r.Title).ThenBy(r => r.Name),
@@ -83,23 +94,19 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
             _ => runbooks.OrderBy(r => r.Name),
         };
         var pageSize = Math.Clamp(q.PageSize, 1, 200);
-        var rows = await sorted.Skip(Math.Max(0, q.Page) * pageSize).Take(pageSize).ToListAsync(ct);
+        var rows = total == 0 ? [] : await sorted.Skip(Math.Max(0, q.Page) * pageSize).Take(pageSize).ToListAsync(ct);
 
-        var types = await runbooks.GroupBy(r => r.Type).Select(g => new FacetValue(g.Key, g.Count())).ToListAsync(ct);
-        var statuses = await runbooks.GroupBy(r => r.Status).Select(g => new { g.Key, Count = g.Count() }).ToListAsync(ct);
-        var owners = await runbooks.Where(r => r.Owner != null).GroupBy(r => r.Owner!).Select(g => new FacetValue(g.Key, g.Count())).ToListAsync(ct);
-        var tagLists = await runbooks.Select(r => r.Tags).ToListAsync(ct);
-        var tags = tagLists.SelectMany(SplitTags).GroupBy(t => t).Select(g => new FacetValue(g.Key, g.Count()))
-            .OrderByDescending(f => f.Count).ThenBy(f => f.Value).Take(50).ToList();
+        static List<FacetValue> Facet<TKey>(IEnumerable<IGrouping<TKey, int>> source, Func<TKey, string> label) =>
+            source.Select(g => new FacetValue(label(g.Key), g.Sum())).OrderBy(f => f.Value, StringComparer.Ordinal).ToList();
 
         return new CatalogPage(
             rows.Select(ToItem).ToList(),
             total,
             new CatalogFacets(
-                types.OrderBy(f => f.Value).ToList(),
+                Facet(groups.GroupBy(g => g.Type, g => g.Count), t => t),
                 tags,
-                statuses.Select(s => new FacetValue(s.Key.ToString(), s.Count)).OrderBy(f => f.Value).ToList(),
-                owners.OrderBy(f => f.Value).ToList()));
+                Facet(groups.GroupBy(g => g.Status, g => g.Count), s => s.ToString()),
+                Facet(groups.Where(g => g.Owner != null).GroupBy(g => g.Owner!, g => g.Count), o => o)));
     }
 
     public async Task<RunbookDetails?> GetAsync(string name, CancellationToken ct = default)
@@ -165,7 +172,7 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
     /// </summary>
     public async Task<RunbookSaveResult> SaveDraftAsync(string actor, string name, string yaml, CancellationToken ct = default)
     {
-        var runbook = await db.Runbooks.Include(r => r.Versions).FirstOrDefaultAsync(r => r.Name == name, ct);
+        var runbook = await db.Runbooks.Include(r => r.Versions).Include(r => r.TagLinks).AsSplitQuery().FirstOrDefaultAsync(r => r.Name == name, ct);
         if (runbook is null)
             return new RunbookSaveResult(OperationResult.NotFound($"There is no runbook named '{name}'."), name, null, []);
         var validation = RunbookValidator.Validate(yaml);
@@ -206,7 +213,7 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
     /// <summary>Moves a version through its lifecycle. <paramref name="canReview"/>: the actor is an Author or Admin.</summary>
     public async Task<OperationResult> TransitionAsync(string actor, bool canReview, string name, int version, LifecycleAction action, string? comment, CancellationToken ct = default)
     {
-        var runbook = await db.Runbooks.Include(r => r.Versions).FirstOrDefaultAsync(r => r.Name == name, ct);
+        var runbook = await db.Runbooks.Include(r => r.Versions).Include(r => r.TagLinks).AsSplitQuery().FirstOrDefaultAsync(r => r.Name == name, ct);
         var target = runbook?.Versions.FirstOrDefault(v => v.Version == version);
         if (runbook is null || target is null)
             return OperationResult.NotFound(runbook is null ? $"There is no runbook named '{name}'." : $"Runbook '{name}' has no version {version}.");
@@ -314,7 +321,10 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
         runbook.Description = d.Description;
         runbook.Type = d.Type;
         runbook.Owner = d.Owner;
-        runbook.Tags = "|" + string.Concat(d.Tags.Select(t => t.Trim().ToLowerInvariant() + "|"));
+        var tags = d.Tags.Select(t => t.Trim().ToLowerInvariant()).Where(t => t.Length > 0).Distinct().ToList();
+        runbook.Tags = "|" + string.Concat(tags.Select(t => t + "|"));
+        runbook.TagLinks.RemoveAll(link => !tags.Contains(link.Tag));
+        runbook.TagLinks.AddRange(tags.Where(t => runbook.TagLinks.All(link => link.Tag != t)).Select(t => new RunbookTag { RunbookId = runbook.Id, Tag = t }));
         runbook.SearchText = string.Join(' ', [runbook.Name, d.Title, d.Description ?? "", .. d.Tags]).ToLowerInvariant();
     }
 

@@ -423,6 +423,22 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                     b.ToTable("Runbooks", (string)null);
                 });
 
+            modelBuilder.Entity("RunbookPortal.Web.Data.RunbookTag", b =>
+                {
+                    b.Property<Guid>("RunbookId")
+                        .HasColumnType("uuid");
+
+                    b.Property<string>("Tag")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)");
+
+                    b.HasKey("RunbookId", "Tag");
+
+                    b.HasIndex("Tag");
+
+                    b.ToTable("RunbookTags", (string)null);
+                });
+
             modelBuilder.Entity("RunbookPortal.Web.Data.RunbookVersion", b =>
                 {
                     b.Property<Guid>("Id")
@@ -596,6 +612,15 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                     b.Navigation("User");
                 });
 
+            modelBuilder.Entity("RunbookPortal.Web.Data.RunbookTag", b =>
+                {
+                    b.HasOne("RunbookPortal.Web.Data.Runbook", null)
+                        .WithMany("TagLinks")
+                        .HasForeignKey("RunbookId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("RunbookPortal.Web.Data.RunbookVersion", b =>
                 {
                     b.HasOne("RunbookPortal.Web.Data.Runbook", "Runbook")
@@ -618,6 +643,8 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
 
             modelBuilder.Entity("RunbookPortal.Web.Data.Runbook", b =>
                 {
+                    b.Navigation("TagLinks");
+
                     b.Navigation("Versions");
                 });
 

@@ -410,6 +410,22 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                     b.ToTable("Runbooks", (string)null);
                 });
 
+            modelBuilder.Entity("RunbookPortal.Web.Data.RunbookTag", b =>
+                {
+                    b.Property<Guid>("RunbookId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Tag")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("RunbookId", "Tag");
+
+                    b.HasIndex("Tag");
+
+                    b.ToTable("RunbookTags", (string)null);
+                });
+
             modelBuilder.Entity("RunbookPortal.Web.Data.RunbookVersion", b =>
                 {
                     b.Property<Guid>("Id")
@@ -581,6 +597,15 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                     b.Navigation("User");
                 });
 
+            modelBuilder.Entity("RunbookPortal.Web.Data.RunbookTag", b =>
+                {
+                    b.HasOne("RunbookPortal.Web.Data.Runbook", null)
+                        .WithMany("TagLinks")
+                        .HasForeignKey("RunbookId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("RunbookPortal.Web.Data.RunbookVersion", b =>
                 {
                     b.HasOne("RunbookPortal.Web.Data.Runbook", "Runbook")
@@ -603,6 +628,8 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
 
             modelBuilder.Entity("RunbookPortal.Web.Data.Runbook", b =>
                 {
+                    b.Navigation("TagLinks");
+
                     b.Navigation("Versions");
                 });
 

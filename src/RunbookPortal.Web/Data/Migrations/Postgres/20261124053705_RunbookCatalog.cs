@@ -37,6 +37,24 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                 });
 
             migrationBuilder.CreateTable(
+                name: "RunbookTags",
+                columns: table => new
+                {
+                    RunbookId = table.Column<Guid>(type: "uuid", nullable: false),
+                    Tag = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_RunbookTags", x => new { x.RunbookId, x.Tag });
+                    table.ForeignKey(
+                        name: "FK_RunbookTags_Runbooks_RunbookId",
+                        column: x => x.RunbookId,
+                        principalTable: "Runbooks",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
                 name: "RunbookVersions",
                 columns: table => new
                 {
@@ -113,6 +131,11 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                 column: "Type");
 
             migrationBuilder.CreateIndex(
+                name: "IX_RunbookTags_Tag",
+                table: "RunbookTags",
+                column: "Tag");
+
+            migrationBuilder.CreateIndex(
                 name: "IX_RunbookVersions_ArchiveState",
                 table: "RunbookVersions",
                 column: "ArchiveState");
@@ -139,6 +162,9 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropTable(
+                name: "RunbookTags");
+
             migrationBuilder.DropTable(
                 name: "RunbookVersionTransitions");
 

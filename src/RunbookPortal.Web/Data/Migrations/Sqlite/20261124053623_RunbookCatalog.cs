@@ -36,6 +36,24 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                 });
 
             migrationBuilder.CreateTable(
+                name: "RunbookTags",
+                columns: table => new
+                {
+                    RunbookId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Tag = table.Column<string>(type: "TEXT", maxLength: 100, nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_RunbookTags", x => new { x.RunbookId, x.Tag });
+                    table.ForeignKey(
+                        name: "FK_RunbookTags_Runbooks_RunbookId",
+                        column: x => x.RunbookId,
+                        principalTable: "Runbooks",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
                 name: "RunbookVersions",
                 columns: table => new
                 {
@@ -112,6 +130,11 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                 column: "Type");
 
             migrationBuilder.CreateIndex(
+                name: "IX_RunbookTags_Tag",
+                table: "RunbookTags",
+                column: "Tag");
+
+            migrationBuilder.CreateIndex(
                 name: "IX_RunbookVersions_ArchiveState",
                 table: "RunbookVersions",
                 column: "ArchiveState");
@@ -138,6 +161,9 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropTable(
+                name: "RunbookTags");
+
             migrationBuilder.DropTable(
                 name: "RunbookVersionTransitions");
 

@@ -1,0 +1,19 @@
+using RunbookPortal.Benchmarks;
+
+// Each benchmark is a subcommand: `dotnet run -c Release --project tests/RunbookPortal.Benchmarks -- <name> [options]`.
+// Add one by writing a class with a static Run(string[] args) and registering it here.
+var benchmarks = new Dictionary<string, (string Description, Func<string[], int> Run)>(StringComparer.Ordinal)
+{
+    ["validate"] = ("validate a realistic 500-step runbook (goal: < 50 ms)", ValidateBenchmark.Run),
+    ["catalog-search"] = ("search a catalog of 10,000 runbooks on PostgreSQL (goal: < 100 ms server time)", CatalogSearchBenchmark.Run),
+};
+
+if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))
+{
+    Console.Error.WriteLine(args.Length == 0 ? "Name a benchmark:" : $"Unknown benchmark '{args[0]}'. Benchmarks:");
+    foreach (var (name, (description, _)) in benchmarks)
+        Console.Error.WriteLine($"  {name,-16} {description}");
+    return 2;
+}
+
+return benchmark.Run(args[1..]);
