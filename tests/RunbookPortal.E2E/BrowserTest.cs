@@ -29,6 +29,23 @@ public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output
     public async Task InitializeAsync()
     {
         _logStart = Portal.Log.Length;
+        await OpenContextAsync();
+    }
+
+    /// <summary>
+    /// Closes the browser context (cookies, storage, page) and opens a fresh one: a new visitor, signed out.
+    /// </summary>
+    protected async Task NewBrowserSessionAsync()
+    {
+        if (_context is not null)
+            await _context.CloseAsync();
+        _context = null;
+        _page = null;
+        await OpenContextAsync();
+    }
+
+    private async Task OpenContextAsync()
+    {
         _context = await Portal.Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = Portal.BaseUrl.ToString(),
@@ -104,6 +121,35 @@ public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output
     }
 
     /// <summary>
+    /// Signs in as <paramref name="email"/> on the sign-in page and waits until the dashboard is back and interactive.
+    /// </summary>
+    protected async Task SignInAsync(string email, string password)
+    {
+        await Page.GotoAsync("/account/login");
+        await SubmitSignInAsync(email, password);
+        await Expect(Page, $"after signing in as {email} the dashboard opens").ToHaveURLAsync(Portal.BaseUrl.ToString());
+        await WaitForInteractiveAsync($"Welcome, {email}");
+    }
+
+    /// <summary>Signs out through the account menu of the app bar and waits for the sign-in page.</summary>
+    protected async Task SignOutAsync()
+    {
+        await Page.Locator("[data-testid=user-menu]").ClickAsync();
+        await Expect(Page.Locator("[data-testid=user-menu] [aria-haspopup=menu]"), "a click on the account chip opens the account menu")
+            .ToHaveAttributeAsync("aria-expanded", "true", new() { Timeout = 5_000 });
+        await Page.Locator("[data-testid=sign-out]").ClickAsync();
+        await Expect(Page, "signing out ends on the sign-in page").ToHaveURLAsync(new Regex(@"/account/login\?signedOut=1$"));
+    }
+
+    /// <summary>An HTTP client for the portal's REST API, authenticated with an API token (<c>Authorization: Bearer</c>).</summary>
+    protected HttpClient Api(string token)
+    {
+        var client = new HttpClient { BaseAddress = Portal.BaseUrl, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    /// <summary>
     /// Waits for the page's h1 (containing <paramref name="heading"/>) and for the Blazor circuit to be interactive.
     /// A prerendered page looks the same as a live one but ignores clicks; the interactive router's
     /// FocusOnNavigate moves the focus to the h1 only once the circuit has rendered, so a focused h1 is the signal.
@@ -119,6 +165,10 @@ public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output
     /// <summary>Saves a full-page screenshot as tests/RunbookPortal.E2E/screenshots/{name}.</summary>
     protected async Task ScreenshotAsync(string name)
     {
+        // Let finite animations end first (a snackbar fading in, the tab slider moving, a ripple), so the picture shows
+        // the settled page; endless ones (an indeterminate progress bar, a blinking cursor) are not waited for.
+        await Page.WaitForFunctionAsync(
+            "() => document.getAnimations().every(a => a.playState !== 'running' || !Number.isFinite(a.effect?.getComputedTiming().endTime ?? Infinity))");
         var path = Path.Combine(Portal.ScreenshotDirectory, name);
         await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
         Output.WriteLine($"Screenshot: {path}");
