@@ -4,6 +4,7 @@ using RunbookPortal.Web.Features.Account;
 using RunbookPortal.Web.Features;
 using RunbookPortal.Web.Features.Admin;
 using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Features.Runbooks;
 using RunbookPortal.Web.Infrastructure;
 
@@ -24,7 +25,8 @@ try
         .MapAccountEndpoints()
         .MapAdminApi()
         .MapAuditApi()
-        .MapRunbookApi();
+        .MapRunbookApi()
+        .MapExecutionApi();
     app.MapPortalUi();
 
     await app.RunAsync();

@@ -6,6 +6,7 @@ var benchmarks = new Dictionary<string, (string Description, Func<string[], int>
 {
     ["validate"] = ("validate a realistic 500-step runbook (goal: < 50 ms)", ValidateBenchmark.Run),
     ["catalog-search"] = ("search a catalog of 10,000 runbooks on PostgreSQL (goal: < 100 ms server time)", CatalogSearchBenchmark.Run),
+    ["engine-shell"] = ("100 trivial shell steps through the engine vs. bash -e running them (goal: ≤ 1.5×)", EngineShellBenchmark.Run),
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))

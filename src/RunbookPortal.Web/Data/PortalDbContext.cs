@@ -19,6 +19,9 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
     public DbSet<Runbook> Runbooks => Set<Runbook>();
     public DbSet<RunbookVersion> RunbookVersions => Set<RunbookVersion>();
     public DbSet<RunbookTag> RunbookTags => Set<RunbookTag>();
+    public DbSet<Execution> Executions => Set<Execution>();
+    public DbSet<ExecutionStepRecord> ExecutionSteps => Set<ExecutionStepRecord>();
+    public DbSet<ExecutionEventRecord> ExecutionEvents => Set<ExecutionEventRecord>();
     public DbSet<RunbookVersionTransition> RunbookVersionTransitions => Set<RunbookVersionTransition>();
 
     protected override void OnModelCreating(ModelBuilder builder)
@@ -92,6 +95,46 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             v.Property(x => x.Author).HasMaxLength(256);
             v.Property(x => x.ReviewedBy).HasMaxLength(256);
             v.HasMany(x => x.Transitions).WithOne().HasForeignKey(t => t.RunbookVersionId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<Execution>(e =>
+        {
+            e.ToTable("Executions");
+            e.HasKey(x => x.Id);
+            e.Property(x => x.Status).HasConversion<string>().HasMaxLength(20);
+            e.Property(x => x.Mode).HasConversion<string>().HasMaxLength(20);
+            e.Property(x => x.RunbookName).HasMaxLength(63);
+            e.Property(x => x.RequestedBy).HasMaxLength(256);
+            e.Property(x => x.CancelRequestedBy).HasMaxLength(256);
+            e.Property(x => x.ConcurrencyKey).HasMaxLength(400);
+            e.Property(x => x.LeaseOwner).HasMaxLength(200);
+            e.Property(x => x.CurrentStepId).HasMaxLength(100);
+            e.Property(x => x.FailedStepId).HasMaxLength(100);
+            e.Property(x => x.LastSeq).IsConcurrencyToken();
+            e.HasIndex(x => new { x.Status, x.RequestedAt });
+            e.HasIndex(x => new { x.ConcurrencyKey, x.Status });
+            e.HasIndex(x => x.RunbookName);
+            e.HasIndex(x => x.RequestedAt);
+            e.HasMany(x => x.Steps).WithOne().HasForeignKey(s => s.ExecutionId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<ExecutionStepRecord>(s =>
+        {
+            s.ToTable("ExecutionSteps");
+            s.HasKey(x => new { x.ExecutionId, x.StepId });
+            s.Property(x => x.StepId).HasMaxLength(100);
+            s.Property(x => x.Name).HasMaxLength(200);
+            s.Property(x => x.Action).HasMaxLength(40);
+            s.Property(x => x.Status).HasConversion<string>().HasMaxLength(20);
+        });
+
+        builder.Entity<ExecutionEventRecord>(ev =>
+        {
+            ev.ToTable("ExecutionEvents");
+            ev.HasKey(x => x.Id);
+            ev.HasIndex(x => new { x.ExecutionId, x.Seq }).IsUnique();
+            ev.Property(x => x.Kind).HasMaxLength(60);
+            ev.Property(x => x.StepId).HasMaxLength(100);
         });
 
         builder.Entity<RunbookVersionTransition>(t =>

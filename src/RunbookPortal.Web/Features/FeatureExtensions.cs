@@ -1,5 +1,6 @@
 using RunbookPortal.Web.Features.Admin;
 using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Features.Runbooks;
 
 namespace RunbookPortal.Web.Features;
@@ -17,6 +18,8 @@ public static class FeatureExtensions
         services.AddSingleton<RunbookArchiveQueue>();
         services.AddSingleton<RunbookArchiver>();
         services.AddHostedService(sp => sp.GetRequiredService<RunbookArchiver>());
+
+        builder.AddExecutionEngine();
         return builder;
     }
 

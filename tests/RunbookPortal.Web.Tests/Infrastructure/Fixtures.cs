@@ -8,9 +8,11 @@ public abstract class PortalFixture : IAsyncLifetime
 
     protected abstract Task<TestDatabase> CreateDatabaseAsync();
 
+    protected virtual IDictionary<string, string?>? Settings => null;
+
     public async Task InitializeAsync()
     {
-        _factory = new PortalFactory(await CreateDatabaseAsync());
+        _factory = new PortalFactory(await CreateDatabaseAsync(), Settings);
         _ = _factory.Server; // start now: migrations and bootstrap run here
     }
 
@@ -29,4 +31,27 @@ public sealed class SqlitePortalFixture : PortalFixture
 public sealed class PostgresPortalFixture : PortalFixture
 {
     protected override Task<TestDatabase> CreateDatabaseAsync() => TestDatabase.PostgresAsync();
+}
+
+/// <summary>A portal whose worker polls often, for execution tests.</summary>
+public sealed class SqliteEngineFixture : PortalFixture
+{
+    protected override Task<TestDatabase> CreateDatabaseAsync() => Task.FromResult(TestDatabase.Sqlite());
+    protected override IDictionary<string, string?>? Settings => EngineSettings.Fast;
+}
+
+public sealed class PostgresEngineFixture : PortalFixture
+{
+    protected override Task<TestDatabase> CreateDatabaseAsync() => TestDatabase.PostgresAsync();
+    protected override IDictionary<string, string?>? Settings => EngineSettings.Fast;
+}
+
+public static class EngineSettings
+{
+    public static readonly Dictionary<string, string?> Fast = new()
+    {
+        ["Engine:PollInterval"] = "00:00:00.200",
+        ["Engine:LeaseDuration"] = "00:00:03",
+        ["Engine:MaxConcurrentExecutions"] = "8",
+    };
 }

@@ -268,6 +268,207 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                     b.ToTable("AuditRecords", (string)null);
                 });
 
+            modelBuilder.Entity("RunbookPortal.Web.Data.Execution", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("CancelRequested")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CancelRequestedBy")
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("CancelRollback")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("ConcurrencyKey")
+                        .HasMaxLength(400)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("ConcurrencyLimit")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("CurrentStepId")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("DryRun")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("FailedStepId")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("LastSeq")
+                        .IsConcurrencyToken()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime?>("LeaseExpiresAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("LeaseOwner")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ParametersJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedSecrets")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("QueuedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Reason")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime>("RequestedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("RequestedBy")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("RolledBack")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("RunbookName")
+                        .IsRequired()
+                        .HasMaxLength(63)
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("RunbookVersionId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("StartAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Version")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("RequestedAt");
+
+                    b.HasIndex("RunbookName");
+
+                    b.HasIndex("ConcurrencyKey", "Status");
+
+                    b.HasIndex("Status", "RequestedAt");
+
+                    b.ToTable("Executions", (string)null);
+                });
+
+            modelBuilder.Entity("RunbookPortal.Web.Data.ExecutionEventRecord", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("At")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("DataJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("ExecutionId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(60)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("Seq")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("StepId")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExecutionId", "Seq")
+                        .IsUnique();
+
+                    b.ToTable("ExecutionEvents", (string)null);
+                });
+
+            modelBuilder.Entity("RunbookPortal.Web.Data.ExecutionStepRecord", b =>
+                {
+                    b.Property<Guid>("ExecutionId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("StepId")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Action")
+                        .IsRequired()
+                        .HasMaxLength(40)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("HasRollback")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Index")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("OutputsJson")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(20)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int?>("SucceededOrder")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("ExecutionId", "StepId");
+
+                    b.ToTable("ExecutionSteps", (string)null);
+                });
+
             modelBuilder.Entity("RunbookPortal.Web.Data.PortalUser", b =>
                 {
                     b.Property<string>("Id")
@@ -597,6 +798,15 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                     b.Navigation("User");
                 });
 
+            modelBuilder.Entity("RunbookPortal.Web.Data.ExecutionStepRecord", b =>
+                {
+                    b.HasOne("RunbookPortal.Web.Data.Execution", null)
+                        .WithMany("Steps")
+                        .HasForeignKey("ExecutionId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
             modelBuilder.Entity("RunbookPortal.Web.Data.RunbookTag", b =>
                 {
                     b.HasOne("RunbookPortal.Web.Data.Runbook", null)
@@ -624,6 +834,11 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                         .HasForeignKey("RunbookVersionId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("RunbookPortal.Web.Data.Execution", b =>
+                {
+                    b.Navigation("Steps");
                 });
 
             modelBuilder.Entity("RunbookPortal.Web.Data.Runbook", b =>

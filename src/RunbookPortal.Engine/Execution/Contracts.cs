@@ -1,0 +1,180 @@
+using System.Text.Json;
+using RunbookPortal.Engine.Runbooks;
+
+namespace RunbookPortal.Engine.Execution;
+
+/// <summary>States of an execution (DESIGN "Lifecycle and states").</summary>
+public enum ExecutionStatus
+{
+    AwaitingApproval,
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Rejected,
+    Expired,
+    WaitingForInput,
+    RollingBack,
+    Interrupted,
+}
+
+/// <summary>States of one step of an execution.</summary>
+public enum StepStatus
+{
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Skipped,
+    Retrying,
+    RolledBack,
+    RollbackFailed,
+}
+
+/// <summary>
+/// What the engine says happened, in the past tense. The host persists each one as an execution event with
+/// the next gap-free seq, in the same transaction as the state change it implies, and fans it out.
+/// <see cref="Kind"/> is the stable name stored and served by the API; <see cref="StepId"/> names the step.
+/// Text in events is already masked: a secret value never reaches an event.
+/// </summary>
+public abstract record ExecutionEvent(string Kind, string? StepId)
+{
+    /// <summary>The event's own fields as JSON (the API's <c>data</c>).</summary>
+    public abstract JsonElement Data();
+}
+
+/// <summary>Where the engine records events. Implemented by the host (database + notifier).</summary>
+public interface IExecutionJournal
+{
+    /// <summary>Persists the event and the state change it implies; returns once it is durable.</summary>
+    Task RecordAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// One run of a runbook version: what to run, with which values, from which step.
+/// <paramref name="StartAt"/> is 0 for a new run; a resume starts at the chosen step and brings the outputs and
+/// succeeded steps of the earlier run (<paramref name="PriorOutputs"/>, <paramref name="PriorSucceeded"/>,
+/// in the order they succeeded) so templates and rollback still see them.
+/// </summary>
+public sealed record ExecutionPlan(
+    Guid ExecutionId,
+    RunbookDefinition Runbook,
+    IReadOnlyDictionary<string, string> Parameters,
+    bool DryRun,
+    int StartAt = 0,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? PriorOutputs = null,
+    IReadOnlyList<string>? PriorSucceeded = null);
+
+/// <summary>How a run ended, as the runner saw it.</summary>
+public sealed record ExecutionOutcome(ExecutionStatus Status, string? FailedStepId, string? Reason, bool RolledBack);
+
+/// <summary>
+/// Operator control of a running execution: cancel (kills the running step's process tree), optionally
+/// followed by the rollback of the succeeded steps.
+/// </summary>
+public sealed class ExecutionControl : IDisposable
+{
+    private readonly CancellationTokenSource _cancel = new();
+    private readonly CancellationTokenSource _stop = new();
+
+    public CancellationToken CancelToken => _cancel.Token;
+    public bool RollbackOnCancel { get; private set; }
+    public string? CancelledBy { get; private set; }
+
+    /// <summary>Fires when the node asks the run to stop between steps (<see cref="RequestStop"/>).</summary>
+    public CancellationToken StopToken => _stop.Token;
+
+    public void Cancel(string by, bool rollback)
+    {
+        CancelledBy = by;
+        RollbackOnCancel = rollback;
+        _cancel.Cancel();
+    }
+
+    /// <summary>
+    /// The node is shutting down: the running step may finish (the shutdown token the runner was given kills it
+    /// when the grace period ends), no further step starts, a retry pause ends at once, and the run ends
+    /// <see cref="ExecutionStatus.Interrupted"/> without rollback at the step to resume from.
+    /// </summary>
+    public void RequestStop() => _stop.Cancel();
+
+    public void Dispose()
+    {
+        _cancel.Dispose();
+        _stop.Dispose();
+    }
+}
+
+/// <summary>
+/// Runs one kind of step action. New actions (ssm, lambda, manual…) plug in by registering another executor;
+/// the runner does not change.
+/// </summary>
+public interface IStepExecutor
+{
+    /// <summary>The action name it runs, e.g. <c>shell</c>.</summary>
+    string Action { get; }
+
+    /// <summary>
+    /// Runs the step once (the runner handles retries, timeouts via the token, validation and outputs).
+    /// Stream output through <see cref="StepContext.WriteOutputAsync"/>; never throw for an ordinary failure:
+    /// answer <see cref="StepResult"/> with Succeeded=false. Cancellation (timeout or operator) must stop all
+    /// work the step started, child processes included, before returning.
+    /// </summary>
+    Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
+}
+
+/// <summary>Everything an executor needs for one attempt of one step.</summary>
+public sealed record StepContext(
+    Guid ExecutionId,
+    StepDefinition Step,
+    int Attempt,
+    bool DryRun,
+    StepTemplateValues Values,
+    Func<string, string, ValueTask> Output)
+{
+    /// <summary>Streams one line of output (<paramref name="stream"/> is "stdout" or "stderr"); the runner masks and caps it.</summary>
+    public ValueTask WriteOutputAsync(string stream, string line) => Output(stream, line);
+
+    /// <summary>The most output, in UTF-8 bytes, an executor keeps in <see cref="StepResult.Output"/> (it still reads and streams the rest).</summary>
+    public int MaxOutputBytes { get; init; } = ExecutionOptions.DefaultMaxOutputBytesPerStep;
+}
+
+/// <summary>The values templates resolve to: parameters and earlier steps' outputs.</summary>
+public sealed record StepTemplateValues(
+    IReadOnlyDictionary<string, string> Parameters,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> StepOutputs)
+{
+    /// <summary>
+    /// The value a parameter or step-output template stands for. A parameter without a value is empty; an output
+    /// the run has not produced is an error (<see cref="StepTemplateException"/>), never a silent empty text.
+    /// </summary>
+    public string Resolve(TemplateReference reference)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        switch (reference.Kind)
+        {
+            case TemplateReferenceKind.Parameter:
+                return Parameters.TryGetValue(reference.ParameterName!, out var value) ? value : "";
+            case TemplateReferenceKind.StepOutput:
+                if (StepOutputs.TryGetValue(reference.StepId!, out var outputs) && outputs.TryGetValue(reference.OutputName!, out var output))
+                    return output;
+                throw new StepTemplateException(
+                    $"{{{{ {reference.Expression} }}}} has no value: step '{reference.StepId}' has not produced the output '{reference.OutputName}' in this run");
+            case TemplateReferenceKind.Literal:
+                return reference.LiteralText ?? "";
+            default:
+                throw new StepTemplateException($"{{{{ {reference.Expression} }}}} is not a template this portal understands");
+        }
+    }
+
+    /// <summary>Renders <paramref name="text"/> with every template replaced by its value as raw text (never for shell commands).</summary>
+    public string Render(string text) => TemplateReferences.Replace(text, Resolve);
+}
+
+/// <summary>A template of a step could not be rendered; the message names it and says why (never a value).</summary>
+public sealed class StepTemplateException(string message) : Exception(message);
+
+/// <summary>One attempt's result. <paramref name="Output"/> is the captured (capped) output used by validate and outputs.</summary>
+public sealed record StepResult(bool Succeeded, string Output, int? ExitCode = null, string? Error = null, bool TimedOut = false, int? HttpStatus = null);

@@ -1,0 +1,448 @@
+using System.Runtime.ExceptionServices;
+using System.Text;
+using RunbookPortal.Engine.Runbooks;
+using RunbookPortal.Engine.Execution.Steps;
+
+namespace RunbookPortal.Engine.Execution;
+
+/// <summary>
+/// Runs an execution plan step by step and records every transition in the journal, in order.
+/// <list type="bullet">
+/// <item>Steps run in order from <see cref="ExecutionPlan.StartAt"/>; each attempt gets the step's <c>timeout</c>;
+/// a failed attempt is tried again after <c>backoff × 2^(attempt-1)</c> plus jitter, while <c>retry.attempts</c>
+/// allows; an attempt succeeds when it ran well and every <c>validate</c> check holds and every <c>outputs</c>
+/// pattern matches.</item>
+/// <item>A step with <c>required: false</c> may fail: the run goes on (and says so when it ends). When a required
+/// step fails, the rollbacks of the succeeded steps run, the last succeeded first; the run ends Failed.</item>
+/// <item>Cancel (<see cref="ExecutionControl.Cancel"/>) kills the running step, rolls back when asked, and ends
+/// Cancelled. <see cref="ExecutionControl.RequestStop"/> lets the running step finish and starts no other;
+/// the shutdown token kills the running step. Both end the run Interrupted, without rollback, at the step to resume.</item>
+/// <item>A dry run records what each step would do and runs nothing.</item>
+/// <item>Every secret parameter value is masked in everything recorded.</item>
+/// </list>
+/// One runner serves many executions at once; the state of a run lives in the run, not here.
+/// </summary>
+public sealed class ExecutionRunner
+{
+    private readonly Dictionary<string, IStepExecutor> _executors;
+    private readonly TimeProvider _time;
+    private readonly ExecutionOptions _options;
+    private readonly Random? _seeded;
+    private readonly Lock _randomLock = new();
+
+    /// <param name="jitterSeed">Seeds the retry jitter (tests); by default it is random.</param>
+    public ExecutionRunner(IEnumerable<IStepExecutor> executors, TimeProvider time, ExecutionOptions options, int? jitterSeed = null)
+    {
+        ArgumentNullException.ThrowIfNull(executors);
+        _executors = new Dictionary<string, IStepExecutor>(StringComparer.Ordinal);
+        foreach (var executor in executors)
+        {
+            if (!_executors.TryAdd(executor.Action, executor))
+                throw new ArgumentException($"two step executors are registered for the action '{executor.Action}'", nameof(executors));
+        }
+        _time = time ?? throw new ArgumentNullException(nameof(time));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _seeded = jitterSeed is { } seed ? new Random(seed) : null;
+    }
+
+    public async Task<ExecutionOutcome> RunAsync(ExecutionPlan plan, IExecutionJournal journal, ExecutionControl control, CancellationToken shutdown)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(journal);
+        ArgumentNullException.ThrowIfNull(control);
+        var run = new Run(plan, journal);
+        await run.RecordAsync(new ExecutionStarted(plan.StartAt, plan.DryRun)).ConfigureAwait(false);
+        if (plan.DryRun)
+            return await DryRunAsync(run).ConfigureAwait(false);
+
+        var optionalFailures = new List<string>();
+        var steps = plan.Runbook.Steps;
+        for (var index = Math.Max(0, plan.StartAt); index < steps.Count; index++)
+        {
+            var step = steps[index];
+            if (control.CancelToken.IsCancellationRequested)
+                return await CancelledAsync(run, control, null, shutdown).ConfigureAwait(false);
+            if (control.StopToken.IsCancellationRequested || shutdown.IsCancellationRequested)
+                return await run.FinishAsync(ExecutionStatus.Interrupted, step.Id, $"the node stopped before step '{step.Id}' started", false).ConfigureAwait(false);
+
+            var result = await RunStepAsync(run, step, rollback: false, control, shutdown).ConfigureAwait(false);
+            switch (result.Ending)
+            {
+                case Ending.Succeeded:
+                    run.Succeeded(step.Id, result.Outputs!);
+                    break;
+                case Ending.Failed when !step.Required:
+                    optionalFailures.Add($"the optional step '{step.Id}' failed ({result.Reason}); the run went on");
+                    break;
+                case Ending.Failed:
+                    return await FailedAsync(run, step, result.Reason, shutdown).ConfigureAwait(false);
+                case Ending.Cancelled:
+                    return await CancelledAsync(run, control, step.Id, shutdown).ConfigureAwait(false);
+                default:
+                    return await run.FinishAsync(ExecutionStatus.Interrupted, step.Id, result.Reason, false).ConfigureAwait(false);
+            }
+        }
+        return await run.FinishAsync(ExecutionStatus.Succeeded, null, optionalFailures.Count == 0 ? null : string.Join("; ", optionalFailures), false)
+            .ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The operator's roll back of an interrupted or failed run: the rollbacks of <paramref name="succeededStepIds"/>
+    /// (in the order they succeeded) run last first. Ends Cancelled — the run was abandoned and undone — or Failed when
+    /// a rollback failed, or Interrupted when <paramref name="cancellationToken"/> stops it.
+    /// </summary>
+    public async Task<ExecutionOutcome> RollbackAsync(ExecutionPlan plan, IReadOnlyList<string> succeededStepIds, IExecutionJournal journal, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(succeededStepIds);
+        ArgumentNullException.ThrowIfNull(journal);
+        var run = new Run(plan with { PriorSucceeded = succeededStepIds }, journal);
+        var rollback = await RollBackAsync(run, "the operator asked to roll back the run", cancellationToken).ConfigureAwait(false);
+        if (rollback.Interrupted)
+            return await run.FinishAsync(ExecutionStatus.Interrupted, null, "the node stopped during the rollback", rollback.Performed).ConfigureAwait(false);
+        var status = rollback.Failed.Count > 0 ? ExecutionStatus.Failed : ExecutionStatus.Cancelled;
+        var reason = rollback.Performed ? "rolled back at the operator's request" : "rolled back at the operator's request: no succeeded step has a rollback";
+        return await run.FinishAsync(status, null, reason + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
+    }
+
+    private async Task<ExecutionOutcome> DryRunAsync(Run run)
+    {
+        var steps = run.Plan.Runbook.Steps;
+        for (var index = Math.Max(0, run.Plan.StartAt); index < steps.Count; index++)
+            await run.RecordAsync(new StepSkipped(steps[index].Id, run.Mask("dry run: would " + Describe(steps[index], run.Values)))).ConfigureAwait(false);
+        return await run.FinishAsync(ExecutionStatus.Succeeded, null, "dry run: nothing was run", false).ConfigureAwait(false);
+    }
+
+    private string Describe(StepDefinition step, StepTemplateValues values)
+    {
+        string Value(TemplateReference reference)
+        {
+            try
+            {
+                return values.Resolve(reference);
+            }
+            catch (StepTemplateException)
+            {
+                return $"<{reference.Expression}>"; // an output of a step that has not run
+            }
+        }
+        string Render(string text) => TemplateReferences.Replace(text, Value);
+
+        var what = step.Details switch
+        {
+            ShellAction shell => "run " + ShellQuoting.RenderForDisplay(shell.Run, Value),
+            HttpAction http => $"send {http.Method} {Render(http.Url)}",
+            WaitAction wait => $"wait {DurationParser.Format(wait.Duration)}",
+            _ => $"run the {step.Action} action",
+        };
+        return _executors.ContainsKey(step.Action) ? what : $"{what} ({NoExecutor(step.Action)})";
+    }
+
+    private static string NoExecutor(string action) => $"no executor for action '{action}' is configured on this node";
+
+    private async Task<ExecutionOutcome> FailedAsync(Run run, StepDefinition step, string reason, CancellationToken shutdown)
+    {
+        var failure = $"step '{step.Id}' failed: {reason}";
+        var rollback = await RollBackAsync(run, failure, shutdown).ConfigureAwait(false);
+        if (rollback.Interrupted)
+            return await run.FinishAsync(ExecutionStatus.Interrupted, step.Id, failure + "; the node stopped during the rollback", rollback.Performed).ConfigureAwait(false);
+        return await run.FinishAsync(ExecutionStatus.Failed, step.Id, failure + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
+    }
+
+    private async Task<ExecutionOutcome> CancelledAsync(Run run, ExecutionControl control, string? stepId, CancellationToken shutdown)
+    {
+        var reason = CancelReason(control);
+        if (!control.RollbackOnCancel)
+            return await run.FinishAsync(ExecutionStatus.Cancelled, stepId, reason, false).ConfigureAwait(false);
+        var rollback = await RollBackAsync(run, reason, shutdown).ConfigureAwait(false);
+        if (rollback.Interrupted)
+            return await run.FinishAsync(ExecutionStatus.Interrupted, stepId, reason + "; the node stopped during the rollback", rollback.Performed).ConfigureAwait(false);
+        return await run.FinishAsync(ExecutionStatus.Cancelled, stepId, reason + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
+    }
+
+    private static string CancelReason(ExecutionControl control) => $"cancelled by {control.CancelledBy ?? "an operator"}";
+
+    private sealed record RollbackResult(bool Performed, List<string> Failed, bool Interrupted)
+    {
+        public string Describe() => Failed.Count == 0 ? "" : $"; the rollback of {string.Join(", ", Failed.Select(id => $"'{id}'"))} failed";
+    }
+
+    /// <summary>Runs the rollbacks of the succeeded steps, the last succeeded first; a failed rollback does not stop the others.</summary>
+    private async Task<RollbackResult> RollBackAsync(Run run, string reason, CancellationToken shutdown)
+    {
+        var steps = run.SucceededSteps
+            .Reverse()
+            .Select(run.Plan.Runbook.FindStep)
+            .Where(step => step?.Rollback is not null)
+            .Select(step => step!)
+            .ToList();
+        var failed = new List<string>();
+        if (steps.Count == 0)
+            return new RollbackResult(false, failed, false);
+
+        await run.RecordAsync(new RollbackStarted(run.Mask(reason))).ConfigureAwait(false);
+        foreach (var step in steps)
+        {
+            if (shutdown.IsCancellationRequested)
+                return new RollbackResult(true, failed, true);
+            await run.RecordAsync(new RollbackStepStarted(step.Id)).ConfigureAwait(false);
+            var result = await RunStepAsync(run, step.Rollback!, rollback: true, control: null, shutdown).ConfigureAwait(false);
+            if (result.Ending == Ending.Succeeded)
+            {
+                await run.RecordAsync(new RollbackStepSucceeded(step.Id)).ConfigureAwait(false);
+                continue;
+            }
+            await run.RecordAsync(new RollbackStepFailed(step.Id, run.Mask(result.Reason))).ConfigureAwait(false);
+            if (result.Ending == Ending.Interrupted)
+                return new RollbackResult(true, failed, true);
+            failed.Add(step.Id);
+        }
+        return new RollbackResult(true, failed, false);
+    }
+
+    private enum Ending
+    {
+        Succeeded,
+        Failed,
+        Cancelled,
+        Interrupted,
+    }
+
+    private sealed record StepRun(Ending Ending, string Reason, IReadOnlyDictionary<string, string>? Outputs = null)
+    {
+        public bool TimedOut { get; init; }
+        public int? ExitCode { get; init; }
+        public int? HttpStatus { get; init; }
+
+        /// <summary>Trying again cannot help (no executor, a template without a value).</summary>
+        public bool Final { get; init; }
+    }
+
+    /// <summary>
+    /// Runs a step with its retries. A step of the run records StepStarted, StepRetrying and its end (StepSucceeded or
+    /// StepFailed); a rollback (<paramref name="rollback"/>) records only its output and retries, under its own id —
+    /// RollBackAsync records its start and end.
+    /// </summary>
+    private async Task<StepRun> RunStepAsync(Run run, StepDefinition step, bool rollback, ExecutionControl? control, CancellationToken shutdown)
+    {
+        var cancel = control?.CancelToken ?? CancellationToken.None;
+        var stop = control?.StopToken ?? CancellationToken.None;
+        var attempts = Math.Max(1, step.Retry?.Attempts ?? 1);
+        for (var attempt = 1; ; attempt++)
+        {
+            if (!rollback)
+                await run.RecordAsync(new StepStarted(step.Id, attempt)).ConfigureAwait(false);
+            var start = _time.GetTimestamp();
+            var result = await RunAttemptAsync(run, step, attempt, control, shutdown).ConfigureAwait(false);
+            if (result.Ending == Ending.Succeeded)
+            {
+                if (!rollback)
+                {
+                    var masked = result.Outputs!.ToDictionary(o => o.Key, o => run.Mask(o.Value), StringComparer.Ordinal);
+                    var duration = (long)Math.Round(_time.GetElapsedTime(start).TotalMilliseconds);
+                    await run.RecordAsync(new StepSucceeded(step.Id, attempt, masked, duration)).ConfigureAwait(false);
+                }
+                return result;
+            }
+
+            if (result.Ending == Ending.Failed && attempt < attempts && !result.Final)
+            {
+                var delay = RetryDelay(step.Retry!, attempt);
+                using var pause = CancellationTokenSource.CreateLinkedTokenSource(cancel, stop, shutdown);
+                // The timer starts before the event is recorded, so whoever sees the event may move a fake clock on.
+                var waiting = Task.Delay(delay, _time, pause.Token);
+                await run.RecordAsync(new StepRetrying(step.Id, attempt, attempt + 1, delay, run.Mask(result.Reason))).ConfigureAwait(false);
+                try
+                {
+                    await waiting.ConfigureAwait(false);
+                    continue;
+                }
+                catch (OperationCanceledException)
+                {
+                    result = cancel.IsCancellationRequested
+                        ? result with { Ending = Ending.Cancelled, Reason = $"{CancelReason(control!)} while waiting to retry" }
+                        : result with { Ending = Ending.Interrupted, Reason = "the node stopped while the step was waiting to retry" };
+                }
+            }
+
+            if (!rollback)
+            {
+                await run.RecordAsync(new StepFailed(step.Id, attempt, run.Mask(result.Reason), result.TimedOut, result.ExitCode) { HttpStatus = result.HttpStatus })
+                    .ConfigureAwait(false);
+            }
+            return result;
+        }
+    }
+
+    private async Task<StepRun> RunAttemptAsync(Run run, StepDefinition step, int attempt, ExecutionControl? control, CancellationToken shutdown)
+    {
+        if (!_executors.TryGetValue(step.Action, out var executor))
+            return new StepRun(Ending.Failed, NoExecutor(step.Action)) { Final = true };
+
+        var cancel = control?.CancelToken ?? CancellationToken.None;
+        using var timeout = step.Timeout is { } limit ? new CancellationTokenSource(ExecutionOptions.ClampTimer(limit), _time) : null;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, shutdown, timeout?.Token ?? CancellationToken.None);
+        var sink = new OutputSink(run, step.Id, _options.MaxOutputBytesPerStep);
+        var context = new StepContext(run.Plan.ExecutionId, step, attempt, false, run.Values, sink.WriteAsync)
+        {
+            MaxOutputBytes = _options.MaxOutputBytesPerStep,
+        };
+
+        StepResult result;
+        try
+        {
+            result = await executor.ExecuteAsync(context, linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            result = new StepResult(false, "", Error: "stopped");
+        }
+        catch (StepTemplateException ex)
+        {
+            return new StepRun(Ending.Failed, ex.Message) { Final = true };
+        }
+        catch (Exception ex) when (sink.JournalFailure is null)
+        {
+            result = new StepResult(false, "", Error: $"the {step.Action} executor failed: {ex.GetType().Name}: {ex.Message}");
+        }
+        finally
+        {
+            sink.Close();
+        }
+        sink.JournalFailure?.Throw();
+
+        var ran = new StepRun(Ending.Failed, "") { ExitCode = result.ExitCode, HttpStatus = result.HttpStatus };
+        if (!result.Succeeded && linked.IsCancellationRequested)
+        {
+            if (cancel.IsCancellationRequested)
+                return ran with { Ending = Ending.Cancelled, Reason = CancelReason(control!) };
+            if (shutdown.IsCancellationRequested)
+                return ran with { Ending = Ending.Interrupted, Reason = "the node shut down while the step was running" };
+            return ran with { Reason = $"timed out after {DurationParser.Format(step.Timeout!.Value)}", TimedOut = true };
+        }
+
+        var (outputs, problem) = StepChecks.Evaluate(step, result, run.Values, _options.RegexTimeout);
+        return problem is null
+            ? ran with { Ending = Ending.Succeeded, Outputs = outputs }
+            : ran with { Reason = problem, TimedOut = result.TimedOut };
+    }
+
+    private TimeSpan RetryDelay(RetryPolicy retry, int attempt)
+    {
+        double random;
+        if (_seeded is null)
+        {
+            random = Random.Shared.NextDouble();
+        }
+        else
+        {
+            lock (_randomLock)
+                random = _seeded.NextDouble();
+        }
+        var ticks = retry.Backoff.Ticks * Math.Pow(2, attempt - 1) * (1 + _options.RetryJitterFraction * random);
+        return ExecutionOptions.ClampTimer(TimeSpan.FromTicks((long)Math.Min(ticks, _options.MaxRetryDelay.Ticks)));
+    }
+
+    /// <summary>The state of one run: its values, outputs, succeeded steps, and the journal it writes to (one event at a time).</summary>
+    private sealed class Run
+    {
+        private readonly IExecutionJournal _journal;
+        private readonly SecretMasker _masker;
+        private readonly SemaphoreSlim _gate = new(1, 1);
+        private readonly Dictionary<string, IReadOnlyDictionary<string, string>> _outputs = new(StringComparer.Ordinal);
+        private readonly List<string> _succeeded = [];
+
+        public Run(ExecutionPlan plan, IExecutionJournal journal)
+        {
+            Plan = plan;
+            _journal = journal;
+            _masker = SecretMasker.For(plan);
+            foreach (var (stepId, outputs) in plan.PriorOutputs ?? new Dictionary<string, IReadOnlyDictionary<string, string>>())
+                _outputs[stepId] = outputs;
+            _succeeded.AddRange(plan.PriorSucceeded ?? []);
+            Values = new StepTemplateValues(plan.Parameters, _outputs);
+        }
+
+        public ExecutionPlan Plan { get; }
+
+        public StepTemplateValues Values { get; }
+
+        public IEnumerable<string> SucceededSteps => _succeeded;
+
+        public string Mask(string text) => _masker.Apply(text);
+
+        public void Succeeded(string stepId, IReadOnlyDictionary<string, string> outputs)
+        {
+            _outputs[stepId] = outputs;
+            _succeeded.Remove(stepId);
+            _succeeded.Add(stepId);
+        }
+
+        /// <summary>Records an event; events are recorded one at a time, whatever the thread (stdout and stderr arrive at once).</summary>
+        public async Task RecordAsync(ExecutionEvent executionEvent)
+        {
+            await _gate.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                // Never cancelled: the record must be complete even when the run is being stopped.
+                await _journal.RecordAsync(executionEvent, CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        public async Task<ExecutionOutcome> FinishAsync(ExecutionStatus status, string? failedStepId, string? reason, bool rolledBack)
+        {
+            var masked = reason is null ? null : Mask(reason);
+            await RecordAsync(new ExecutionFinished(status, failedStepId, masked, rolledBack)).ConfigureAwait(false);
+            return new ExecutionOutcome(status, failedStepId, masked, rolledBack);
+        }
+    }
+
+    /// <summary>One attempt's output on its way to the journal: masked, and capped with a visible marker.</summary>
+    private sealed class OutputSink(Run run, string stepId, int limit)
+    {
+        private readonly Lock _lock = new();
+        private long _bytes;
+        private bool _truncated;
+        private bool _closed;
+
+        public ExceptionDispatchInfo? JournalFailure { get; private set; }
+
+        public void Close()
+        {
+            lock (_lock)
+                _closed = true;
+        }
+
+        public async ValueTask WriteAsync(string stream, string line)
+        {
+            bool marker;
+            lock (_lock)
+            {
+                if (_closed || _truncated)
+                    return;
+                _bytes += Encoding.UTF8.GetByteCount(line) + 1;
+                marker = _truncated = _bytes > limit;
+            }
+            try
+            {
+                if (!marker)
+                {
+                    await run.RecordAsync(new StepOutput(stepId, stream, run.Mask(line))).ConfigureAwait(false);
+                    return;
+                }
+                await run.RecordAsync(new StepOutput(stepId, stream,
+                    $"[output truncated: this attempt wrote more than {limit} bytes; the rest is not recorded]")).ConfigureAwait(false);
+                await run.RecordAsync(new StepOutputTruncated(stepId, limit)).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                JournalFailure ??= ExceptionDispatchInfo.Capture(ex);
+                throw;
+            }
+        }
+    }
+}

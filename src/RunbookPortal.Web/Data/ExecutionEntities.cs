@@ -1,0 +1,91 @@
+using RunbookPortal.Engine.Execution;
+
+namespace RunbookPortal.Web.Data;
+
+/// <summary>What the worker does when it claims an execution.</summary>
+public enum ExecutionMode
+{
+    Run,
+    Rollback,
+}
+
+/// <summary>
+/// One execution of a pinned runbook version. The row is the queue entry, the lease and the state; its
+/// events (<see cref="ExecutionEventRecord"/>) are the ordered history.
+/// </summary>
+public sealed class Execution
+{
+    public Guid Id { get; set; }
+    public Guid RunbookVersionId { get; set; }
+    public required string RunbookName { get; set; }
+    public int Version { get; set; }
+    public ExecutionStatus Status { get; set; }
+    public ExecutionMode Mode { get; set; }
+    public bool DryRun { get; set; }
+    public required string RequestedBy { get; set; }
+    public DateTime RequestedAt { get; set; }
+    public DateTime? QueuedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+
+    /// <summary>Parameter values as JSON, secrets replaced by "***".</summary>
+    public required string ParametersJson { get; set; }
+
+    /// <summary>The secret values, encrypted with the portal's data-protection keys; never shown.</summary>
+    public string? ProtectedSecrets { get; set; }
+
+    /// <summary>The rendered concurrency key and its limit; null when the runbook has none.</summary>
+    public string? ConcurrencyKey { get; set; }
+    public int ConcurrencyLimit { get; set; }
+
+    public int StartAt { get; set; }
+    public string? CurrentStepId { get; set; }
+    public string? FailedStepId { get; set; }
+    public string? Reason { get; set; }
+    public bool RolledBack { get; set; }
+
+    public string? LeaseOwner { get; set; }
+    public DateTime? LeaseExpiresAt { get; set; }
+
+    public bool CancelRequested { get; set; }
+    public bool CancelRollback { get; set; }
+    public string? CancelRequestedBy { get; set; }
+
+    /// <summary>The seq of the last event: the next one is LastSeq + 1, in the same transaction (a concurrency token).</summary>
+    public long LastSeq { get; set; }
+
+    public List<ExecutionStepRecord> Steps { get; set; } = [];
+}
+
+public sealed class ExecutionStepRecord
+{
+    public Guid ExecutionId { get; set; }
+    public required string StepId { get; set; }
+    public int Index { get; set; }
+    public required string Name { get; set; }
+    public required string Action { get; set; }
+    public bool HasRollback { get; set; }
+    public StepStatus Status { get; set; }
+    public int Attempts { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+
+    /// <summary>Captured outputs as JSON (masked), for later steps and for a resume.</summary>
+    public string? OutputsJson { get; set; }
+
+    /// <summary>When this step succeeded in the run (its rank), for the reverse-order rollback after a resume.</summary>
+    public int? SucceededOrder { get; set; }
+    public string? Error { get; set; }
+}
+
+/// <summary>One execution event: gap-free, increasing seq per execution.</summary>
+public sealed class ExecutionEventRecord
+{
+    public long Id { get; set; }
+    public Guid ExecutionId { get; set; }
+    public long Seq { get; set; }
+    public DateTime At { get; set; }
+    public required string Kind { get; set; }
+    public string? StepId { get; set; }
+    public required string DataJson { get; set; }
+}

@@ -1,0 +1,60 @@
+using System.Security.Claims;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Web.Features.Account;
+using RunbookPortal.Web.Infrastructure;
+
+namespace RunbookPortal.Web.Features.Executions;
+
+public sealed record CancelRequest(bool Rollback = false);
+public sealed record ResumeRequest(string? FromStep);
+
+public static class ExecutionEndpoints
+{
+    public static IEndpointRouteBuilder MapExecutionApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/runbooks/{name}/executions", async (string name, StartExecutionRequest? body, ExecutionService executions, ClaimsPrincipal me, CancellationToken ct) =>
+            {
+                var started = await executions.StartAsync(me.ActorName(), me.IsInRole(Roles.Author) || me.IsInRole(Roles.Admin), name, body ?? new StartExecutionRequest(null), ct);
+                return started.Outcome.Succeeded
+                    ? Results.Accepted($"/api/executions/{started.Id}", new { id = started.Id, status = started.Status })
+                    : started.Outcome.ToProblem();
+            })
+            .RequireAuthorization(Policies.Operator).WithTags("Executions")
+            .WithSummary("Starts the active version with { parameters, dryRun } (authors may dry-run a draft with { version }); answers 202 { id, status }.");
+
+        var executions = app.MapGroup("/api/executions").RequireAuthorization().WithTags("Executions");
+
+        executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, int? page, int? pageSize, CancellationToken ct) =>
+            {
+                var (items, total) = await svc.ListAsync(new ExecutionQuery(status, runbook, requestedBy, from, to, page ?? 0, pageSize ?? 50), ct);
+                return Results.Ok(new { items, total });
+            })
+            .WithSummary("Executions, newest first; filters: status, runbook, requestedBy, from, to.");
+
+        executions.MapGet("/{id:guid}", async (Guid id, ExecutionService svc, CancellationToken ct) =>
+                await svc.GetAsync(id, ct) is { } e ? Results.Ok(e) : NotFound())
+            .WithSummary("One execution with its steps; secret parameters are masked.");
+
+        executions.MapGet("/{id:guid}/events", async (Guid id, long? after, int? limit, ExecutionService svc, CancellationToken ct) =>
+                await svc.GetAsync(id, ct) is null ? NotFound() : Results.Ok(await svc.EventsAsync(id, after ?? 0, limit ?? 1000, ct)))
+            .WithSummary("The timeline after a seq: every event exactly once, in order.");
+
+        executions.MapPost("/{id:guid}/cancel", async (Guid id, CancelRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
+                await Answer(await svc.CancelAsync(me.ActorName(), id, body?.Rollback ?? false, ct), id, svc, ct))
+            .RequireAuthorization(Policies.Operator).WithSummary("Cancels: kills the running step; { rollback: true } rolls back the succeeded steps.");
+
+        executions.MapPost("/{id:guid}/resume", async (Guid id, ResumeRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
+                await Answer(await svc.ResumeAsync(me.ActorName(), id, body?.FromStep, ct), id, svc, ct))
+            .RequireAuthorization(Policies.Operator).WithSummary("Resumes a failed, interrupted or cancelled run from a step (default: the failed one).");
+
+        executions.MapPost("/{id:guid}/rollback", async (Guid id, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
+                await Answer(await svc.RollbackAsync(me.ActorName(), id, ct), id, svc, ct))
+            .RequireAuthorization(Policies.Operator).WithSummary("Rolls back the succeeded steps of a failed, interrupted or cancelled run, in reverse order.");
+        return app;
+    }
+
+    private static async Task<IResult> Answer(OperationResult result, Guid id, ExecutionService svc, CancellationToken ct) =>
+        result.Succeeded ? Results.Ok(await svc.GetAsync(id, ct)) : result.ToProblem();
+
+    private static IResult NotFound() => TypedResults.Problem(statusCode: 404, title: "Not found.", detail: "There is no such execution.");
+}

@@ -1,0 +1,74 @@
+using System.Collections.Concurrent;
+using RunbookPortal.Web.Data;
+
+namespace RunbookPortal.Web.Features.Executions;
+
+/// <summary>
+/// In-process fan-out of committed execution events to live pages (and a wake-up for the worker when work is
+/// queued). The database stays the source of truth: a subscriber that missed something reads events after its
+/// last seq.
+/// </summary>
+public sealed class ExecutionNotifier
+{
+    private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>>> _byExecution = new();
+    private readonly ConcurrentDictionary<Guid, Func<Guid, Task>> _anyChange = new();
+    private readonly SemaphoreSlim _workQueued = new(0);
+
+    /// <summary>Calls <paramref name="onEvent"/> for each new event of one execution until disposed.</summary>
+    public IDisposable Subscribe(Guid executionId, Func<ExecutionEventRecord, Task> onEvent)
+    {
+        var key = Guid.NewGuid();
+        _byExecution.GetOrAdd(executionId, _ => new()).TryAdd(key, onEvent);
+        return new Unsubscriber(() =>
+        {
+            if (_byExecution.TryGetValue(executionId, out var handlers))
+                handlers.TryRemove(key, out _);
+        });
+    }
+
+    /// <summary>Calls <paramref name="onChange"/> with the execution id whenever any execution has a new event.</summary>
+    public IDisposable SubscribeAll(Func<Guid, Task> onChange)
+    {
+        var key = Guid.NewGuid();
+        _anyChange.TryAdd(key, onChange);
+        return new Unsubscriber(() => _anyChange.TryRemove(key, out _));
+    }
+
+    public void Publish(ExecutionEventRecord record)
+    {
+        if (_byExecution.TryGetValue(record.ExecutionId, out var handlers))
+        {
+            foreach (var handler in handlers.Values)
+                _ = SafeAsync(() => handler(record));
+        }
+        foreach (var handler in _anyChange.Values)
+            _ = SafeAsync(() => handler(record.ExecutionId));
+    }
+
+    /// <summary>Wakes the worker: something was queued (or a slot may have freed).</summary>
+    public void WorkQueued()
+    {
+        if (_workQueued.CurrentCount == 0)
+            _workQueued.Release();
+    }
+
+    internal Task<bool> WaitForWorkAsync(TimeSpan timeout, CancellationToken ct) => _workQueued.WaitAsync(timeout, ct);
+
+    private static async Task SafeAsync(Func<Task> work)
+    {
+        try
+        {
+            await work();
+        }
+        catch
+        {
+            // A broken page must not break the engine; the page reloads from the database.
+        }
+    }
+
+    private sealed class Unsubscriber(Action dispose) : IDisposable
+    {
+        private Action? _dispose = dispose;
+        public void Dispose() => Interlocked.Exchange(ref _dispose, null)?.Invoke();
+    }
+}

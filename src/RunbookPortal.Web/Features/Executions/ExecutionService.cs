@@ -1,0 +1,321 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Runbooks;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Infrastructure;
+
+namespace RunbookPortal.Web.Features.Executions;
+
+public sealed record StartExecutionRequest(Dictionary<string, JsonElement>? Parameters, bool DryRun = false, int? Version = null);
+
+public sealed record StepView(string Id, string Name, string Action, StepStatus Status, int Attempts, DateTime? StartedAt, DateTime? FinishedAt, string? Error, bool HasRollback);
+
+public sealed record ExecutionView(Guid Id, string Runbook, int Version, ExecutionStatus Status, string RequestedBy, DateTime RequestedAt, DateTime? StartedAt,
+    DateTime? FinishedAt, bool DryRun, IReadOnlyDictionary<string, string> Parameters, string? CurrentStepId, string? FailedStepId, string? Reason, bool RolledBack,
+    string? ConcurrencyKey, IReadOnlyList<StepView> Steps);
+
+public sealed record ExecutionSummary(Guid Id, string Runbook, int Version, ExecutionStatus Status, string RequestedBy, DateTime RequestedAt, DateTime? FinishedAt, bool DryRun);
+
+public sealed record EventView(Guid ExecutionId, long Seq, DateTime At, string Kind, string? StepId, JsonElement Data);
+
+public sealed record ExecutionQuery(ExecutionStatus? Status = null, string? Runbook = null, string? RequestedBy = null, DateTime? From = null, DateTime? To = null, int Page = 0, int PageSize = 50);
+
+/// <summary>What starting answered: the execution, or every problem with the request.</summary>
+public sealed record StartResult(OperationResult Outcome, Guid? Id, ExecutionStatus? Status);
+
+/// <summary>Starting, controlling and reading executions, for the pages and the API alike.</summary>
+public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimeProvider time, ExecutionNotifier notifier, RunningExecutions running, IDataProtectionProvider protection)
+{
+    public const string SecretMask = "***";
+    internal const string SecretsPurpose = "RunbookPortal.ExecutionSecrets";
+
+    public async Task<StartResult> StartAsync(string actor, bool isAuthor, string runbookName, StartExecutionRequest request, CancellationToken ct = default)
+    {
+        var runbook = await db.Runbooks.AsNoTracking().Include(r => r.Versions).FirstOrDefaultAsync(r => r.Name == runbookName, ct);
+        if (runbook is null)
+            return new(OperationResult.NotFound($"There is no runbook named '{runbookName}'."), null, null);
+
+        RunbookVersion? version;
+        if (request.Version is { } wanted)
+        {
+            version = runbook.Versions.FirstOrDefault(v => v.Version == wanted);
+            if (version is null)
+                return new(OperationResult.NotFound($"Runbook '{runbookName}' has no version {wanted}."), null, null);
+            if (version.Status != RunbookVersionStatus.Active && !(request.DryRun && isAuthor && version.Status is RunbookVersionStatus.Draft or RunbookVersionStatus.InReview))
+                return new(OperationResult.Conflict($"Version {wanted} is {version.Status}; only the active version runs (authors may dry-run a draft)."), null, null);
+        }
+        else
+        {
+            version = runbook.Versions.FirstOrDefault(v => v.Status == RunbookVersionStatus.Active);
+            if (version is null)
+                return new(OperationResult.Conflict($"Runbook '{runbookName}' has no active version to run. Publish a version first (authors may dry-run a draft by naming its version)."), null, null);
+        }
+
+        var definition = RunbookValidator.Validate(version.Yaml).Definition;
+        if (definition is null)
+            return new(OperationResult.Conflict($"Version {version.Version} of '{runbookName}' no longer validates and cannot run."), null, null);
+
+        var (values, errors) = BindParameters(definition, request.Parameters);
+        if (errors.Count > 0)
+            return new(OperationResult.Invalid("Some parameter values are not valid.", errors), null, null);
+
+        var secrets = definition.Parameters.Where(p => p.Type == ParameterType.Secret && values.ContainsKey(p.Name)).ToDictionary(p => p.Name, p => values[p.Name]);
+        var shown = values.ToDictionary(kv => kv.Key, kv => secrets.ContainsKey(kv.Key) ? SecretMask : kv.Value);
+        var now = time.GetUtcNow().UtcDateTime;
+        var execution = new Execution
+        {
+            Id = Guid.NewGuid(),
+            RunbookVersionId = version.Id,
+            RunbookName = runbook.Name,
+            Version = version.Version,
+            Status = ExecutionStatus.Queued,
+            DryRun = request.DryRun,
+            RequestedBy = actor,
+            RequestedAt = now,
+            ParametersJson = JsonSerializer.Serialize(shown, ExecutionLedger.Json),
+            ProtectedSecrets = secrets.Count == 0 ? null : protection.CreateProtector(SecretsPurpose).Protect(JsonSerializer.Serialize(secrets)),
+            ConcurrencyKey = definition.Concurrency is { } c ? TemplateReferences.Replace(c.Key, r => r.ParameterName is { } p && values.TryGetValue(p, out var v) ? v : r.LiteralText ?? "") : null,
+            ConcurrencyLimit = definition.Concurrency?.Limit ?? 0,
+        };
+        execution.Steps.AddRange(definition.Steps.Select((s, i) => new ExecutionStepRecord
+        {
+            ExecutionId = execution.Id,
+            StepId = s.Id,
+            Index = i,
+            Name = s.Name,
+            Action = s.Action,
+            HasRollback = s.Rollback is not null,
+            Status = StepStatus.Pending,
+        }));
+        db.Executions.Add(execution);
+
+        var needsApproval = !request.DryRun && definition.Approval is { } approval && approval.When.All(w => values.TryGetValue(w.Key, out var v) && v == w.Value);
+        var first = needsApproval
+            ? ExecutionLedger.Append(db, execution, new HostEvent("execution_awaiting_approval", null, new { requiredApprovals = definition.Approval!.RequiredApprovals, approverRole = definition.Approval.ApproverRole }), now)
+            : ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, dryRun = request.DryRun, version = version.Version }), now);
+        if (needsApproval)
+            execution.Status = ExecutionStatus.AwaitingApproval;
+        await db.SaveChangesAsync(ct);
+        notifier.Publish(first);
+        if (!needsApproval)
+            notifier.WorkQueued();
+        await audit.WriteAsync(actor, "execution.started", $"{runbook.Name} v{version.Version}", new { executionId = execution.Id, dryRun = request.DryRun, parameters = shown }, ct);
+        return new(OperationResult.Ok, execution.Id, execution.Status);
+    }
+
+    /// <summary>Checks every value against its declaration; answers the values (defaults filled in) or an error per field.</summary>
+    internal static (Dictionary<string, string> Values, Dictionary<string, string[]> Errors) BindParameters(RunbookDefinition definition, Dictionary<string, JsonElement>? given)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        given ??= [];
+        foreach (var name in given.Keys.Where(k => definition.FindParameter(k) is null))
+            errors[$"parameters.{name}"] = [$"'{name}' is not a parameter of this runbook. Its parameters are: {string.Join(", ", definition.Parameters.Select(p => p.Name))}."];
+        foreach (var p in definition.Parameters)
+        {
+            string? value = null;
+            if (given.TryGetValue(p.Name, out var raw) && raw.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
+            {
+                value = raw.ValueKind switch
+                {
+                    JsonValueKind.String => raw.GetString(),
+                    JsonValueKind.True => "true",
+                    JsonValueKind.False => "false",
+                    JsonValueKind.Number => raw.GetRawText(),
+                    _ => null,
+                };
+                if (value is null)
+                {
+                    errors[$"parameters.{p.Name}"] = [$"'{p.Name}' must be a single {p.TypeName} value, not a list or an object."];
+                    continue;
+                }
+            }
+            if (string.IsNullOrEmpty(value))
+                value = p.Default;
+            if (string.IsNullOrEmpty(value))
+            {
+                if (p.Required)
+                    errors[$"parameters.{p.Name}"] = [$"'{p.Name}' is required."];
+                continue;
+            }
+            if (p.CheckValue(value) is { } problem)
+            {
+                errors[$"parameters.{p.Name}"] = [problem];
+                continue;
+            }
+            values[p.Name] = value;
+        }
+        return (values, errors);
+    }
+
+
+    /// <summary>
+    /// Loads the execution, applies <paramref name="change"/> (which validates the state and appends its events),
+    /// saves; when the worker appended an event meanwhile (seq taken), reloads and tries again.
+    /// </summary>
+    private async Task<OperationResult> MutateAsync(Guid id, Func<Execution, DateTime, OperationResult> change, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var execution = await db.Executions.Include(e => e.Steps).FirstOrDefaultAsync(e => e.Id == id, ct);
+            if (execution is null)
+                return OperationResult.NotFound("There is no such execution.");
+            var result = change(execution, time.GetUtcNow().UtcDateTime);
+            if (!result.Succeeded)
+                return result;
+            var added = db.ChangeTracker.Entries<ExecutionEventRecord>().Where(e => e.State == EntityState.Added).Select(e => e.Entity).ToList();
+            try
+            {
+                await db.SaveChangesAsync(ct);
+            }
+            catch (DbUpdateException) when (attempt < 10)
+            {
+                db.ChangeTracker.Clear();
+                continue;
+            }
+            foreach (var record in added)
+                notifier.Publish(record);
+            return result;
+        }
+    }
+
+    public async Task<OperationResult> CancelAsync(string actor, Guid id, bool rollback, CancellationToken ct = default)
+    {
+        var wasRunning = false;
+        var target = "";
+        var result = await MutateAsync(id, (execution, now) =>
+        {
+            target = $"{execution.RunbookName} v{execution.Version}";
+            switch (execution.Status)
+            {
+                case ExecutionStatus.Queued or ExecutionStatus.AwaitingApproval or ExecutionStatus.Interrupted:
+                    ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} before it ran." }), now);
+                    return OperationResult.Ok;
+                case ExecutionStatus.Running or ExecutionStatus.WaitingForInput:
+                    wasRunning = true;
+                    if (execution.CancelRequested)
+                        return OperationResult.Ok;
+                    execution.CancelRequested = true;
+                    execution.CancelRollback = rollback;
+                    execution.CancelRequestedBy = actor;
+                    ExecutionLedger.Append(db, execution, new HostEvent("execution_cancel_requested", execution.CurrentStepId, new { by = actor, rollback }), now);
+                    return OperationResult.Ok;
+                default:
+                    return OperationResult.Conflict($"The execution is {execution.Status} and cannot be cancelled.");
+            }
+        }, ct);
+        if (!result.Succeeded)
+            return result;
+        if (wasRunning)
+            running.Cancel(id, actor, rollback);
+        await audit.WriteAsync(actor, "execution.cancelled", target, new { executionId = id, rollback }, ct);
+        return result;
+    }
+
+    /// <summary>Queues a failed, interrupted or cancelled execution again, from the chosen step (default: the failed one).</summary>
+    public async Task<OperationResult> ResumeAsync(string actor, Guid id, string? fromStep, CancellationToken ct = default)
+    {
+        string? resumedFrom = null;
+        var target = "";
+        var result = await MutateAsync(id, (execution, now) =>
+        {
+            target = $"{execution.RunbookName} v{execution.Version}";
+            if (execution.Status is not (ExecutionStatus.Failed or ExecutionStatus.Interrupted or ExecutionStatus.Cancelled))
+                return OperationResult.Conflict($"The execution is {execution.Status}; only a failed, interrupted or cancelled execution can be resumed.");
+            if (execution.RolledBack)
+                return OperationResult.Conflict("The execution was rolled back; start a new one instead.");
+            var stepId = fromStep ?? execution.FailedStepId ?? execution.Steps.OrderBy(s => s.Index).FirstOrDefault(s => s.Status != StepStatus.Succeeded)?.StepId;
+            var step = execution.Steps.FirstOrDefault(s => s.StepId == stepId);
+            if (step is null)
+                return OperationResult.Invalid($"There is no step '{stepId}' in this execution.");
+            var missing = execution.Steps.Where(s => s.Index < step.Index && s.Status is not (StepStatus.Succeeded or StepStatus.Skipped)).Select(s => s.StepId).ToList();
+            if (missing.Count > 0)
+                return OperationResult.Conflict($"Steps before '{stepId}' did not succeed ({string.Join(", ", missing)}); resume from the first of them.");
+            foreach (var s in execution.Steps.Where(s => s.Index >= step.Index))
+            {
+                s.Status = StepStatus.Pending;
+                s.SucceededOrder = null;
+                s.Error = null;
+            }
+            execution.StartAt = step.Index;
+            execution.Mode = ExecutionMode.Run;
+            execution.CancelRequested = false;
+            execution.FailedStepId = null;
+            execution.Reason = null;
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_resumed", step.StepId, new { by = actor, fromStep = step.StepId }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, resume = true }), now);
+            resumedFrom = step.StepId;
+            return OperationResult.Ok;
+        }, ct);
+        if (!result.Succeeded)
+            return result;
+        notifier.WorkQueued();
+        await audit.WriteAsync(actor, "execution.resumed", target, new { executionId = id, fromStep = resumedFrom }, ct);
+        return result;
+    }
+
+    /// <summary>Queues the rollback of a failed, interrupted or cancelled execution's succeeded steps.</summary>
+    public async Task<OperationResult> RollbackAsync(string actor, Guid id, CancellationToken ct = default)
+    {
+        var target = "";
+        var result = await MutateAsync(id, (execution, now) =>
+        {
+            target = $"{execution.RunbookName} v{execution.Version}";
+            if (execution.Status is not (ExecutionStatus.Failed or ExecutionStatus.Interrupted or ExecutionStatus.Cancelled) || execution.RolledBack)
+                return OperationResult.Conflict($"The execution is {execution.Status}{(execution.RolledBack ? " and already rolled back" : "")}; only a failed, interrupted or cancelled run that was not rolled back can be.");
+            execution.Mode = ExecutionMode.Rollback;
+            execution.CancelRequested = false;
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", null, new { by = actor }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
+            return OperationResult.Ok;
+        }, ct);
+        if (!result.Succeeded)
+            return result;
+        notifier.WorkQueued();
+        await audit.WriteAsync(actor, "execution.rollback-requested", target, new { executionId = id }, ct);
+        return result;
+    }
+
+    public async Task<(List<ExecutionSummary> Items, int Total)> ListAsync(ExecutionQuery q, CancellationToken ct = default)
+    {
+        var executions = db.Executions.AsNoTracking();
+        if (q.Status is { } s)
+            executions = executions.Where(e => e.Status == s);
+        if (!string.IsNullOrWhiteSpace(q.Runbook))
+            executions = executions.Where(e => e.RunbookName == q.Runbook);
+        if (!string.IsNullOrWhiteSpace(q.RequestedBy))
+            executions = executions.Where(e => e.RequestedBy == q.RequestedBy);
+        if (q.From is { } from)
+            executions = executions.Where(e => e.RequestedAt >= from);
+        if (q.To is { } to)
+            executions = executions.Where(e => e.RequestedAt <= to);
+        var total = await executions.CountAsync(ct);
+        var items = await executions.OrderByDescending(e => e.RequestedAt).Skip(q.Page * q.PageSize).Take(Math.Clamp(q.PageSize, 1, 200))
+            .Select(e => new ExecutionSummary(e.Id, e.RunbookName, e.Version, e.Status, e.RequestedBy, e.RequestedAt, e.FinishedAt, e.DryRun)).ToListAsync(ct);
+        return (items, total);
+    }
+
+    public async Task<ExecutionView?> GetAsync(Guid id, CancellationToken ct = default)
+    {
+        var e = await db.Executions.AsNoTracking().Include(x => x.Steps).FirstOrDefaultAsync(x => x.Id == id, ct);
+        if (e is null)
+            return null;
+        var parameters = JsonSerializer.Deserialize<Dictionary<string, string>>(e.ParametersJson, ExecutionLedger.Json) ?? [];
+        return new ExecutionView(e.Id, e.RunbookName, e.Version, e.Status, e.RequestedBy, e.RequestedAt, e.StartedAt, e.FinishedAt, e.DryRun, parameters,
+            e.CurrentStepId, e.FailedStepId, e.Reason, e.RolledBack, e.ConcurrencyKey,
+            e.Steps.OrderBy(s => s.Index).Select(s => new StepView(s.StepId, s.Name, s.Action, s.Status, s.Attempts, s.StartedAt, s.FinishedAt, s.Error, s.HasRollback)).ToList());
+    }
+
+    public async Task<List<EventView>> EventsAsync(Guid id, long after, int limit = 1000, CancellationToken ct = default)
+    {
+        var rows = await db.ExecutionEvents.AsNoTracking().Where(ev => ev.ExecutionId == id && ev.Seq > after)
+            .OrderBy(ev => ev.Seq).Take(Math.Clamp(limit, 1, 5000)).ToListAsync(ct);
+        return rows.Select(ToView).ToList();
+    }
+
+    public static EventView ToView(ExecutionEventRecord r) =>
+        new(r.ExecutionId, r.Seq, r.At, r.Kind, r.StepId, JsonDocument.Parse(r.DataJson).RootElement.Clone());
+}

@@ -1,0 +1,313 @@
+using System.Collections.Concurrent;
+using System.ComponentModel.DataAnnotations;
+using System.Text.Json;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Runbooks;
+using RunbookPortal.Web.Data;
+
+namespace RunbookPortal.Web.Features.Executions;
+
+/// <summary>Section "Engine".</summary>
+public sealed class EngineOptions
+{
+    public const string Section = "Engine";
+
+    /// <summary>Executions this node runs at once.</summary>
+    [Range(1, 1000)]
+    public int MaxConcurrentExecutions { get; set; } = 8;
+
+    /// <summary>How long a claim lasts without a heartbeat; after that another node marks the run Interrupted.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Fallback polling when no wake-up arrives (other nodes' work, expired leases).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>On shutdown, how long running steps may go on before they are stopped (and the run is Interrupted).</summary>
+    public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>This node's name in leases; defaults to host name and process id.</summary>
+    public string? NodeId { get; set; }
+
+    /// <summary>Working directory of shell steps (default: a temp folder per execution).</summary>
+    public string? WorkingDirectory { get; set; }
+
+    /// <summary>Extra environment variables for shell steps.</summary>
+    public Dictionary<string, string> Environment { get; set; } = [];
+
+    public string ResolveNodeId() => string.IsNullOrWhiteSpace(NodeId) ? $"{System.Environment.MachineName}:{System.Environment.ProcessId}" : NodeId;
+}
+
+/// <summary>The controls of the executions this node is running, so a cancel reaches the running step at once.</summary>
+public sealed class RunningExecutions
+{
+    private readonly ConcurrentDictionary<Guid, ExecutionControl> _controls = new();
+
+    public int Count => _controls.Count;
+    internal bool TryAdd(Guid id, ExecutionControl control) => _controls.TryAdd(id, control);
+    internal void Remove(Guid id) => _controls.TryRemove(id, out _);
+
+    /// <summary>Cancels a run on this node; false when it runs elsewhere (that node sees the flag at its next heartbeat).</summary>
+    public bool Cancel(Guid id, string by, bool rollback)
+    {
+        if (!_controls.TryGetValue(id, out var control) || control.CancelToken.IsCancellationRequested)
+            return false;
+        control.Cancel(by, rollback);
+        return true;
+    }
+}
+
+/// <summary>
+/// Claims queued executions under a lease (PostgreSQL: an advisory lock plus FOR UPDATE SKIP LOCKED; SQLite: one
+/// writer), runs each in its own DI scope, renews the lease by heartbeat, marks runs whose lease expired as
+/// Interrupted, honours MaxConcurrentExecutions and each runbook's concurrency key, wakes at once on new work,
+/// and on shutdown stops claiming while running steps get a grace period.
+/// At-least-once checkpoints: claim (row + event in one transaction), every engine event, release.
+/// </summary>
+public sealed class ExecutionWorker(
+    IServiceScopeFactory scopes,
+    ExecutionNotifier notifier,
+    RunningExecutions running,
+    IOptions<EngineOptions> options,
+    TimeProvider time,
+    IHostApplicationLifetime lifetime,
+    ILogger<ExecutionWorker> logger) : BackgroundService
+{
+    private const long ClaimLockKey = 0x52425045_58454321; // "RBPEXEC!"
+    private readonly ConcurrentDictionary<Guid, Task> _tasks = new();
+    private readonly CancellationTokenSource _grace = new();
+    private readonly string _node = options.Value.ResolveNodeId();
+    private static readonly SemaphoreSlim SqliteClaimGate = new(1, 1);
+
+    public string NodeId => _node;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        stoppingToken.Register(() => _grace.CancelAfter(options.Value.ShutdownGrace));
+        // Let the web host finish starting (and the database be migrated) before the first claim.
+        await WaitForStartAsync(stoppingToken);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await ClaimAndStartAsync(stoppingToken);
+                await notifier.WaitForWorkAsync(options.Value.PollInterval, stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                logger.LogError(ex, "The execution worker failed to claim work; it tries again shortly.");
+                await Task.Delay(TimeSpan.FromSeconds(1), time, stoppingToken).ContinueWith(_ => { }, CancellationToken.None);
+            }
+        }
+        // Stopped claiming; running executions finish, or are stopped when the grace period ends.
+        await Task.WhenAll(_tasks.Values);
+    }
+
+    private async Task WaitForStartAsync(CancellationToken ct)
+    {
+        var started = new TaskCompletionSource();
+        using var registration = lifetime.ApplicationStarted.Register(() => started.TrySetResult());
+        await started.Task.WaitAsync(ct);
+    }
+
+    /// <summary>One claiming pass: expire dead leases, then claim what fits. Public for tests and benchmarks.</summary>
+    public async Task<int> ClaimAndStartAsync(CancellationToken ct)
+    {
+        var free = options.Value.MaxConcurrentExecutions - running.Count;
+        List<(Guid Id, ExecutionEventRecord Event)> claimed;
+        List<ExecutionEventRecord> interrupted;
+        await using (var scope = scopes.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+            var postgres = db.Database.IsNpgsql();
+            if (!postgres)
+                await SqliteClaimGate.WaitAsync(ct);
+            try
+            {
+                await using var tx = await db.Database.BeginTransactionAsync(ct);
+                if (postgres)
+                    await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({ClaimLockKey})", ct);
+                var now = time.GetUtcNow().UtcDateTime;
+
+                // A node that stopped renewing its lease is gone: its run is Interrupted at the step it was in.
+                var expired = await db.Executions.Include(e => e.Steps)
+                    .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && e.LeaseExpiresAt < now)
+                    .ToListAsync(ct);
+                interrupted = expired.Select(e => ExecutionLedger.Append(db, e, new HostEvent("execution_interrupted", e.CurrentStepId,
+                    new { reason = $"Node {e.LeaseOwner} stopped renewing its lease while running step '{e.CurrentStepId}'.", node = e.LeaseOwner, step = e.CurrentStepId }), now)).ToList();
+
+                claimed = [];
+                if (free > 0 && !ct.IsCancellationRequested)
+                {
+                    var queued = postgres
+                        ? db.Executions.FromSqlRaw("SELECT * FROM \"Executions\" WHERE \"Status\" = 'Queued' ORDER BY \"QueuedAt\" LIMIT 200 FOR UPDATE SKIP LOCKED")
+                        : db.Executions.Where(e => e.Status == ExecutionStatus.Queued).OrderBy(e => e.QueuedAt).Take(200);
+                    var candidates = await queued.Include(e => e.Steps).ToListAsync(ct);
+                    var keys = candidates.Where(c => c.ConcurrencyKey != null).Select(c => c.ConcurrencyKey!).Distinct().ToList();
+                    var busy = keys.Count == 0 ? new Dictionary<string, int>() : await db.Executions
+                        .Where(e => e.ConcurrencyKey != null && keys.Contains(e.ConcurrencyKey)
+                            && (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack || e.Status == ExecutionStatus.WaitingForInput))
+                        .GroupBy(e => e.ConcurrencyKey!).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, ct);
+                    foreach (var candidate in candidates.OrderBy(c => c.QueuedAt))
+                    {
+                        if (claimed.Count >= free)
+                            break;
+                        if (candidate.ConcurrencyKey is { } key)
+                        {
+                            var inUse = busy.GetValueOrDefault(key);
+                            if (inUse >= candidate.ConcurrencyLimit)
+                                continue; // waits in the queue, visibly Queued
+                            busy[key] = inUse + 1;
+                        }
+                        // Stamped after the reads above: any run that ended before this claim has an earlier end time.
+                        var claimedAt = time.GetUtcNow().UtcDateTime;
+                        candidate.LeaseOwner = _node;
+                        candidate.LeaseExpiresAt = claimedAt + options.Value.LeaseDuration;
+                        candidate.CancelRequested = false;
+                        claimed.Add((candidate.Id, ExecutionLedger.Append(db, candidate, new HostEvent("execution_claimed", null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
+                    }
+                }
+                await db.SaveChangesAsync(ct);
+                await tx.CommitAsync(ct);
+            }
+            finally
+            {
+                if (!postgres)
+                    SqliteClaimGate.Release();
+            }
+        }
+
+        foreach (var record in interrupted)
+        {
+            notifier.Publish(record);
+            logger.LogWarning("Execution {Execution} was interrupted: its node stopped renewing the lease.", record.ExecutionId);
+        }
+        foreach (var (id, record) in claimed)
+        {
+            notifier.Publish(record);
+            var control = new ExecutionControl();
+            running.TryAdd(id, control);
+            _tasks[id] = Task.Run(() => RunClaimedAsync(id, control), CancellationToken.None);
+        }
+        return claimed.Count;
+    }
+
+    private async Task RunClaimedAsync(Guid id, ExecutionControl control)
+    {
+        using var heartbeatStop = new CancellationTokenSource();
+        var heartbeat = HeartbeatAsync(id, control, heartbeatStop.Token);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var services = scope.ServiceProvider;
+            var db = services.GetRequiredService<PortalDbContext>();
+            var execution = await db.Executions.AsNoTracking().Include(e => e.Steps).FirstAsync(e => e.Id == id);
+            var version = await db.RunbookVersions.AsNoTracking().FirstAsync(v => v.Id == execution.RunbookVersionId);
+            var definition = RunbookValidator.Validate(version.Yaml).Definition
+                ?? throw new InvalidOperationException($"Version {execution.Version} of {execution.RunbookName} no longer validates.");
+            var parameters = JsonSerializer.Deserialize<Dictionary<string, string>>(execution.ParametersJson, ExecutionLedger.Json) ?? [];
+            if (execution.ProtectedSecrets is { } protectedSecrets)
+            {
+                var secrets = JsonSerializer.Deserialize<Dictionary<string, string>>(
+                    services.GetRequiredService<IDataProtectionProvider>().CreateProtector(ExecutionService.SecretsPurpose).Unprotect(protectedSecrets)) ?? [];
+                foreach (var (k, v) in secrets)
+                    parameters[k] = v;
+            }
+            var succeeded = execution.Steps.Where(s => s.SucceededOrder != null).OrderBy(s => s.SucceededOrder).ToList();
+            var plan = new ExecutionPlan(id, definition, parameters, execution.DryRun, execution.StartAt,
+                succeeded.Where(s => s.OutputsJson != null).ToDictionary(s => s.StepId,
+                    s => (IReadOnlyDictionary<string, string>)(JsonSerializer.Deserialize<Dictionary<string, string>>(s.OutputsJson!) ?? [])),
+                succeeded.Select(s => s.StepId).ToList());
+
+            var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time);
+            var runner = services.GetRequiredService<ExecutionRunner>();
+            var outcome = execution.Mode == ExecutionMode.Rollback
+                ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, _grace.Token)
+                : await runner.RunAsync(plan, journal, control, _grace.Token);
+            logger.LogInformation("Execution {Execution} of {Runbook} v{Version} ended {Status}.", id, execution.RunbookName, execution.Version, outcome.Status);
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Execution {Execution} failed in the host.", id);
+            await RecordHostFailureAsync(id, ex);
+        }
+        finally
+        {
+            await heartbeatStop.CancelAsync();
+            await heartbeat;
+            await ReleaseAsync(id);
+            running.Remove(id);
+            control.Dispose();
+            _tasks.TryRemove(id, out _);
+            notifier.WorkQueued(); // a slot is free, and a concurrency key may be too
+        }
+    }
+
+    /// <summary>Renews the lease and picks up a cancel requested on another node.</summary>
+    private async Task HeartbeatAsync(Guid id, ExecutionControl control, CancellationToken stop)
+    {
+        var interval = options.Value.LeaseDuration / 3;
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await Task.Delay(interval, time, stop);
+                await using var scope = scopes.CreateAsyncScope();
+                var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+                var until = time.GetUtcNow().UtcDateTime + options.Value.LeaseDuration;
+                var renewed = await db.Executions.Where(e => e.Id == id && e.LeaseOwner == _node)
+                    .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), stop);
+                var cancel = await db.Executions.AsNoTracking().Where(e => e.Id == id)
+                    .Select(e => new { e.CancelRequested, e.CancelRollback, e.CancelRequestedBy }).FirstAsync(stop);
+                if (cancel.CancelRequested && !control.CancelToken.IsCancellationRequested)
+                    control.Cancel(cancel.CancelRequestedBy ?? "operator", cancel.CancelRollback);
+                if (renewed == 0 && !control.CancelToken.IsCancellationRequested)
+                {
+                    logger.LogWarning("Execution {Execution}: this node lost its lease; stopping the run here.", id);
+                    control.Cancel("lease lost", rollback: false);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex)
+        {
+            logger.LogError(ex, "Heartbeat of execution {Execution} failed.", id);
+        }
+    }
+
+    private async Task ReleaseAsync(Guid id)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        await db.Executions.Where(e => e.Id == id && e.LeaseOwner == _node)
+            .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseOwner, (string?)null).SetProperty(e => e.LeaseExpiresAt, (DateTime?)null));
+    }
+
+    private async Task RecordHostFailureAsync(Guid id, Exception ex)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time);
+            await journal.RecordAsync(new HostEvent("execution_finished", null, new { status = nameof(ExecutionStatus.Failed), reason = $"The portal could not run this execution: {ex.GetBaseException().Message}" }), CancellationToken.None);
+        }
+        catch (Exception inner)
+        {
+            logger.LogError(inner, "Could not record the failure of execution {Execution}.", id);
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        _grace.Dispose();
+    }
+}

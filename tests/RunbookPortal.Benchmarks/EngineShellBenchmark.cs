@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Execution.Steps;
+using RunbookPortal.Engine.Runbooks;
+
+namespace RunbookPortal.Benchmarks;
+
+/// <summary>
+/// <c>engine-shell [--steps N] [--rounds N]</c>: a runbook of N trivial shell steps (default 100) run by the
+/// <see cref="ExecutionRunner"/> — one bash process group per step, output streamed, events recorded to a journal that
+/// does no work — side by side with <c>bash -e</c> running the same N commands in one script. Two workloads: an
+/// external command that does nothing (<c>/bin/true</c>: pure overhead) and a 10 ms command (<c>sleep 0.01</c>).
+/// Rounds alternate engine and bash; the medians are compared. Goal from issue 4: the engine within 1.5× of bash.
+/// A third figure, one <c>setsid bash</c> process per command and nothing else, is the floor of any engine that gives
+/// each step a process (group) of its own; the gap between it and the engine is what the engine itself adds.
+/// </summary>
+public static class EngineShellBenchmark
+{
+    private const double Goal = 1.5;
+
+    public static int Run(string[] args)
+    {
+        var steps = Option(args, "--steps", 100);
+        var rounds = Option(args, "--rounds", 7);
+        return RunAsync(steps, rounds).GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> RunAsync(int steps, int rounds)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "rbp-engine-shell-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(folder);
+        try
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"engine-shell: {steps} shell steps, {rounds} rounds (after one warm-up round), {Environment.ProcessorCount} CPUs; medians compared"));
+            var met = true;
+            foreach (var command in new[] { "/bin/true", "sleep 0.01" })
+                met &= await CompareAsync(command, steps, rounds, folder);
+            return met ? 0 : 1;
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    private static async Task<bool> CompareAsync(string command, int steps, int rounds, string folder)
+    {
+        var runbook = Runbook(command, steps);
+        var script = "set -e -o pipefail\n" + string.Concat(Enumerable.Repeat(command + "\n", steps));
+        var runner = new ExecutionRunner([new ShellStepExecutor(new ShellOptions { WorkingDirectory = folder })], TimeProvider.System, new ExecutionOptions());
+
+        var engine = new List<TimeSpan>();
+        var bash = new List<TimeSpan>();
+        var floor = new List<TimeSpan>();
+        for (var round = 0; round <= rounds; round++)
+        {
+            var e = await TimeEngineAsync(runner, runbook, steps);
+            var b = await TimeBashAsync(script, folder);
+            var f = await TimeBashPerCommandAsync(command, steps, folder);
+            if (round == 0)
+                continue; // warm-up: JIT, page cache
+            engine.Add(e);
+            bash.Add(b);
+            floor.Add(f);
+        }
+
+        var engineMedian = Median(engine);
+        var bashMedian = Median(bash);
+        var ratio = engineMedian / bashMedian;
+        Console.WriteLine($"`{command}` × {steps}:");
+        Line("engine", engine, steps);
+        Line("bash -e, one script", bash, steps);
+        Line("one bash per command", floor, steps);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  the engine adds {(engineMedian - Median(floor)).TotalMilliseconds / steps:0.00} ms per step to a bash process per command"));
+        var met = ratio <= Goal;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  engine / bash -e: {ratio:0.00}× (goal ≤ {Goal:0.0}×): {(met ? "met" : "NOT met")}; {(engineMedian - bashMedian).TotalMilliseconds / steps:0.00} ms per step more than one script"));
+        return met;
+    }
+
+    private static async Task<TimeSpan> TimeEngineAsync(ExecutionRunner runner, RunbookDefinition runbook, int steps)
+    {
+        var journal = new CountingJournal();
+        using var control = new ExecutionControl();
+        var plan = new ExecutionPlan(Guid.NewGuid(), runbook, new Dictionary<string, string>(), DryRun: false);
+        var start = Stopwatch.GetTimestamp();
+        var outcome = await runner.RunAsync(plan, journal, control, CancellationToken.None);
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        if (outcome.Status != ExecutionStatus.Succeeded || journal.Count < steps * 2 + 2)
+            throw new InvalidOperationException($"the benchmark runbook did not succeed: {outcome}");
+        return elapsed;
+    }
+
+    private static void Line(string label, List<TimeSpan> samples, int steps)
+    {
+        var median = Median(samples);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {label,-21} median {median.TotalMilliseconds,8:0.0} ms  ({median.TotalMilliseconds / steps:0.00} ms/step)   rounds: {Rounds(samples)}"));
+    }
+
+    /// <summary>The floor of a process per step: <c>setsid bash -e -o pipefail -c &lt;command&gt;</c> for each command, output read, nothing else.</summary>
+    private static async Task<TimeSpan> TimeBashPerCommandAsync(string command, int steps, string folder)
+    {
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < steps; i++)
+        {
+            using var process = Process.Start(new ProcessStartInfo("/usr/bin/setsid", ["bash", "-e", "-o", "pipefail", "-c", command])
+            {
+                WorkingDirectory = folder,
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            })!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            await Task.WhenAll(stdout, stderr);
+        }
+        return Stopwatch.GetElapsedTime(start);
+    }
+
+    private static async Task<TimeSpan> TimeBashAsync(string script, string folder)
+    {
+        var start = Stopwatch.GetTimestamp();
+        using var process = Process.Start(new ProcessStartInfo("bash", ["-e", "-o", "pipefail", "-c", script])
+        {
+            WorkingDirectory = folder,
+            UseShellExecute = false,
+        })!;
+        await process.WaitForExitAsync();
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"bash exited with {process.ExitCode}");
+        return elapsed;
+    }
+
+    private static RunbookDefinition Runbook(string command, int steps)
+    {
+        var yaml = new StringBuilder("apiVersion: runbooks/v1\nname: engine-shell-bench\ntitle: Engine shell benchmark\ntype: maintenance\nsteps:\n");
+        for (var i = 0; i < steps; i++)
+            yaml.Append(CultureInfo.InvariantCulture, $"  - id: step-{i:D3}\n    action: shell\n    run: {command}\n");
+        var result = RunbookValidator.Validate(yaml.ToString());
+        return result.Definition ?? throw new InvalidOperationException("the generated runbook is invalid: " + result.Diagnostics[0].Message);
+    }
+
+    private static TimeSpan Median(List<TimeSpan> samples)
+    {
+        var sorted = samples.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    private static string Rounds(List<TimeSpan> samples) =>
+        string.Join(" ", samples.Select(s => s.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)));
+
+    private static int Option(string[] args, string name, int fallback)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length && int.TryParse(args[index + 1], NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
+            ? value
+            : fallback;
+    }
+
+    /// <summary>The least a journal can do: count.</summary>
+    private sealed class CountingJournal : IExecutionJournal
+    {
+        private int _count;
+
+        public int Count => _count;
+
+        public Task RecordAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _count);
+            return Task.CompletedTask;
+        }
+    }
+}

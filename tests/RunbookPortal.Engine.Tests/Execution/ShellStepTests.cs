@@ -1,0 +1,367 @@
+using Microsoft.Extensions.Time.Testing;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Execution.Steps;
+
+namespace RunbookPortal.Engine.Tests.Execution;
+
+/// <summary>Shell steps with real bash processes: output, quoting, environment, caps, and killing process trees.</summary>
+public sealed class ShellStepTests : ScratchFolder
+{
+    private async Task<(ExecutionOutcome Outcome, EventLog Log)> RunAsync(
+        string steps, string parameters = "", IReadOnlyDictionary<string, string>? values = null, ExecutionOptions? options = null)
+    {
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var outcome = await Engine.Runner(Folder, options: options)
+            .RunAsync(Engine.Plan(Engine.Runbook(steps, parameters), values), log, control, CancellationToken.None)
+            .WaitAsync(EventLog.Patience);
+        return (outcome, log);
+    }
+
+    [Fact]
+    public async Task Output_IsStreamedLineByLine_InOrderPerStream()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: talk
+              action: shell
+              run: |
+                for i in $(seq 1 300); do echo "out $i"; echo "err $i" >&2; done
+                printf 'no newline at the end'
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var expectedOut = string.Join("\n", Enumerable.Range(1, 300).Select(i => $"out {i}")) + "\nno newline at the end";
+        Assert.Equal(expectedOut, log.Output("talk", "stdout"));
+        Assert.Equal(string.Join("\n", Enumerable.Range(1, 300).Select(i => $"err {i}")), log.Output("talk", "stderr"));
+        Assert.Equal(["execution_started", "step_started"], log.Kinds.Take(2));
+        Assert.Equal(["step_succeeded", "execution_finished"], log.Kinds.TakeLast(2));
+    }
+
+    public static TheoryData<string> HostileValues =>
+    [
+        "x; touch MARKER",
+        "$(touch MARKER)",
+        "`touch MARKER`",
+        "a\ntouch MARKER",
+        "--flag",
+        "'; touch MARKER; '",
+        "\"; touch MARKER; \"",
+        "EOF\ntouch MARKER\ncat <<EOF",
+        "a b  * ?",
+        "\\$(touch MARKER)\\",
+        "${IFS}touch${IFS}MARKER",
+        "}; touch MARKER; {",
+        ") ; touch MARKER ; (",
+    ];
+
+    [Theory]
+    [MemberData(nameof(HostileValues))]
+    public async Task ParameterValues_AreInertText_InOneArgument_InEveryQuotingContext(string hostile)
+    {
+        var marker = Marker();
+        var value = hostile.Replace("MARKER", marker, StringComparison.Ordinal);
+
+        var (outcome, log) = await RunAsync("""
+            - id: probe
+              action: shell
+              run: |
+                printf '<%s>\n' {{ value }}
+                printf '<%s>\n' "double: {{ value }}"
+                printf '<%s>\n' 'single: {{ value }}'
+                set -- {{ value }}; echo "argc=$#"
+                # a comment: {{ value }}
+                cat <<EOF
+                heredoc: {{ value }}
+                EOF
+                printf '<%s>\n' "$(printf '%s' {{ value }})"
+                printf '<%s>\n' "$RBP_PARAM_VALUE"
+            """, "value: { type: string }", new Dictionary<string, string> { ["value"] = value });
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.False(File.Exists(marker), "a parameter value ran as a command");
+        Assert.Equal(
+            $"<{value}>\n<double: {value}>\n<single: {value}>\nargc=1\nheredoc: {value}\n<{value}>\n<{value}>",
+            log.Output("probe"));
+    }
+
+    [Fact]
+    public async Task HostileStepOutputs_AreInertText_InLaterSteps()
+    {
+        var marker = Marker();
+        var (outcome, log) = await RunAsync("""
+            - id: produce
+              action: shell
+              run: |
+                echo 'value=$(touch MARKER); `touch MARKER`'
+              outputs: { value: 'value=(.*)' }
+            - id: consume
+              action: shell
+              run: printf '<%s>\n' {{ steps.produce.outputs.value }} "$RBP_STEP_PRODUCE_VALUE"
+            """.Replace("MARKER", marker, StringComparison.Ordinal));
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.False(File.Exists(marker));
+        var expected = $"$(touch {marker}); `touch {marker}`";
+        Assert.Equal($"<{expected}>\n<{expected}>", log.Output("consume"));
+    }
+
+    [Fact]
+    public async Task Environment_HoldsParametersOutputsAndStepEnv_ButNotThePortalsOwnVariables()
+    {
+        var marker = Marker();
+        var portalSecret = "RBP_TEST_PORTAL_ONLY_" + Guid.NewGuid().ToString("N");
+        Environment.SetEnvironmentVariable(portalSecret, "connection-string");
+        try
+        {
+            var (outcome, log) = await RunAsync("""
+                - id: first
+                  action: shell
+                  run: echo "id=abc-123"
+                  outputs: { id: 'id=(\S+)' }
+                - id: second
+                  action: shell
+                  env: { GREETING: "hello {{ name }} from {{ steps.first.outputs.id }}" }
+                  run: |
+                    printf '%s\n' "$GREETING"
+                    printf '%s\n' "$RBP_PARAM_NAME" "$RBP_PARAM_COUNT" "$RBP_STEP_FIRST_ID"
+                    printf 'portal=%s\n' "${PORTALVAR:-unset}"
+                    test -n "$PATH"
+                """.Replace("PORTALVAR", portalSecret, StringComparison.Ordinal), "name: { type: string }\ncount: { type: int }",
+                new Dictionary<string, string> { ["name"] = $"$(touch {marker})", ["count"] = "3" });
+
+            Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+            Assert.False(File.Exists(marker));
+            Assert.Equal($"hello $(touch {marker}) from abc-123\n$(touch {marker})\n3\nabc-123\nportal=unset", log.Output("second"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(portalSecret, null);
+        }
+    }
+
+    [Fact]
+    public async Task NonZeroExit_FailsTheStep_WithTheExitCode_AndErrexitStopsTheScript()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: broken
+              action: shell
+              run: |
+                echo before
+                false | cat
+                echo after
+            """);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Equal("broken", outcome.FailedStepId);
+        var failed = Assert.Single(log.All<StepFailed>());
+        Assert.Equal(1, failed.ExitCode);
+        Assert.Equal("exited with code 1", failed.Reason);
+        Assert.Equal("before", log.Output("broken")); // -e and pipefail: the pipeline's failure stopped the script
+    }
+
+    [Fact]
+    public async Task Output_IsCappedWithAVisibleMarker_WhileThePipesAreStillDrained()
+    {
+        var options = new ExecutionOptions { MaxOutputBytesPerStep = 4096 };
+        var (outcome, log) = await RunAsync("""
+            - id: loud
+              action: shell
+              run: |
+                seq 1 200000
+                seq 1 200000 >&2
+                echo finished > finished.txt
+            """, options: options);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status); // it could write all ~2.6 MB: nobody stopped reading
+        Assert.True(File.Exists(Path.Combine(Folder, "finished.txt")));
+        var truncated = Assert.Single(log.All<StepOutputTruncated>());
+        Assert.Equal(4096, truncated.LimitBytes);
+        var lines = log.All<StepOutput>();
+        Assert.StartsWith("[output truncated:", lines[^1].Text, StringComparison.Ordinal);
+        Assert.True(lines.SkipLast(1).Sum(l => l.Text.Length + 1) <= 4096);
+        Assert.Equal(["1", "2", "3"], lines.Take(3).Select(l => l.Text));
+    }
+
+    [Fact]
+    public async Task WorkingDirectory_IsTheConfiguredOne_AndAStepMayNameASubfolder()
+    {
+        Directory.CreateDirectory(Path.Combine(Folder, "sub dir"));
+        var (outcome, log) = await RunAsync("""
+            - id: here
+              action: shell
+              run: pwd
+            - id: there
+              action: shell
+              working_directory: sub dir
+              run: pwd
+            - id: missing
+              action: shell
+              working_directory: nowhere
+              run: pwd
+            """);
+
+        Assert.Equal(Folder, log.Output("here"));
+        Assert.Equal(Path.Combine(Folder, "sub dir"), log.Output("there"));
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Contains("does not exist", Assert.Single(log.All<StepFailed>()).Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Timeout_KillsTheWholeProcessTree_GrandchildrenIncluded()
+    {
+        var time = new FakeTimeProvider();
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var runbook = Engine.Runbook("""
+            - id: hang
+              action: shell
+              timeout: 5s
+              run: |
+                sleep 300 &
+                echo "child=$! shell=$$"
+                wait
+            """);
+
+        var running = Engine.Runner(Folder, time).RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None);
+        var (child, shell) = Pids(await log.WaitFor<StepOutput>(o => o.Text.StartsWith("child=", StringComparison.Ordinal)));
+        Assert.False(Processes.IsGone(child));
+
+        time.Advance(TimeSpan.FromSeconds(5));
+        var outcome = await running.WaitAsync(EventLog.Patience);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        var failed = Assert.Single(log.All<StepFailed>());
+        Assert.True(failed.TimedOut);
+        Assert.Equal("timed out after 5s", failed.Reason);
+        Assert.True(await Processes.WaitGoneAsync(child), $"grandchild {child} survived the timeout");
+        Assert.True(await Processes.WaitGoneAsync(shell), $"shell {shell} survived the timeout");
+    }
+
+    [Fact]
+    public async Task Cancel_KillsTheGrandchild_ThenRollsBackTheSucceededSteps_WhenAsked()
+    {
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var runbook = Engine.Runbook("""
+            - id: prepare
+              action: shell
+              run: echo prepared
+              rollback: { action: shell, run: echo "undo prepare" }
+            - id: hang
+              action: shell
+              run: |
+                sleep 300 &
+                echo "child=$! shell=$$"
+                wait
+              rollback: { action: shell, run: echo "undo hang" }
+            """);
+
+        var running = Engine.Runner(Folder).RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None);
+        var (child, _) = Pids(await log.WaitFor<StepOutput>(o => o.Text.StartsWith("child=", StringComparison.Ordinal)));
+        control.Cancel("alice@example.com", rollback: true);
+        var outcome = await running.WaitAsync(EventLog.Patience);
+
+        Assert.True(await Processes.WaitGoneAsync(child), $"grandchild {child} survived the cancel");
+        Assert.Equal(new ExecutionOutcome(ExecutionStatus.Cancelled, "hang", "cancelled by alice@example.com", true), outcome);
+        Assert.Equal("cancelled by alice@example.com", Assert.Single(log.All<StepFailed>()).Reason);
+        Assert.Equal(["prepare"], log.All<RollbackStepSucceeded>().Select(e => e.StepId));
+        Assert.Equal("undo prepare", log.Output("prepare.rollback"));
+        Assert.Empty(log.Output("hang.rollback"));
+    }
+
+    [Fact]
+    public async Task Cancel_WithoutRollback_KillsTheGrandchild_AndRollsNothingBack()
+    {
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var runbook = Engine.Runbook("""
+            - id: prepare
+              action: shell
+              run: echo prepared
+              rollback: { action: shell, run: echo "undo prepare" }
+            - id: hang
+              action: shell
+              run: |
+                sleep 300 &
+                echo "child=$! shell=$$"
+                wait
+            """);
+
+        var running = Engine.Runner(Folder).RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None);
+        var (child, _) = Pids(await log.WaitFor<StepOutput>(o => o.Text.StartsWith("child=", StringComparison.Ordinal)));
+        control.Cancel("bob", rollback: false);
+        var outcome = await running.WaitAsync(EventLog.Patience);
+
+        Assert.True(await Processes.WaitGoneAsync(child));
+        Assert.Equal(new ExecutionOutcome(ExecutionStatus.Cancelled, "hang", "cancelled by bob", false), outcome);
+        Assert.Empty(log.All<RollbackStarted>());
+    }
+
+    [Fact]
+    public async Task Shutdown_KillsTheRunningStep_AndInterruptsTheRunWithoutRollback()
+    {
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        using var grace = new CancellationTokenSource();
+        var runbook = Engine.Runbook("""
+            - id: prepare
+              action: shell
+              run: echo prepared
+              rollback: { action: shell, run: echo "undo prepare" }
+            - id: hang
+              action: shell
+              run: |
+                sleep 300 &
+                echo "child=$! shell=$$"
+                wait
+            """);
+
+        var running = Engine.Runner(Folder).RunAsync(Engine.Plan(runbook), log, control, grace.Token);
+        var (child, _) = Pids(await log.WaitFor<StepOutput>(o => o.Text.StartsWith("child=", StringComparison.Ordinal)));
+        await grace.CancelAsync();
+        var outcome = await running.WaitAsync(EventLog.Patience);
+
+        Assert.True(await Processes.WaitGoneAsync(child));
+        Assert.Equal(ExecutionStatus.Interrupted, outcome.Status);
+        Assert.Equal("hang", outcome.FailedStepId);
+        Assert.False(outcome.RolledBack);
+        Assert.Empty(log.All<RollbackStarted>());
+    }
+
+    [Fact]
+    public async Task BackgroundProcesses_DoNotOutliveTheirStep()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: leave
+              action: shell
+              run: |
+                sleep 300 &
+                echo "child=$! shell=$$"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var (child, _) = Pids(Assert.Single(log.All<StepOutput>()));
+        Assert.True(await Processes.WaitGoneAsync(child));
+    }
+
+    [Fact]
+    public async Task StdinIsClosed_SoAStepThatReadsInputDoesNotHang()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: read
+              action: shell
+              run: |
+                cat
+                echo "read to the end"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal("read to the end", log.Output("read"));
+    }
+
+    private static (int Child, int Shell) Pids(StepOutput line)
+    {
+        var parts = line.Text.Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        return (parts[0], parts[1]);
+    }
+}

@@ -1,0 +1,152 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using RunbookPortal.Web.Tests.Infrastructure;
+
+namespace RunbookPortal.Web.Tests.Integration;
+
+/// <summary>Several portal nodes on one PostgreSQL: no double runs; a dead node's run is taken over and resumed.</summary>
+public sealed class TakeoverTests
+{
+    /// <summary>Engine settings of one node; a node joining an existing portal does not bootstrap an admin.</summary>
+    private static Dictionary<string, string?> Node(string id, bool bootstrap)
+    {
+        var settings = new Dictionary<string, string?>(EngineSettings.Fast)
+        {
+            ["Engine:NodeId"] = id,
+            ["Engine:LeaseDuration"] = "00:00:02",
+        };
+        if (!bootstrap)
+        {
+            settings["Bootstrap:AdminEmail"] = "";
+            settings["Bootstrap:AdminPassword"] = "";
+            settings["Bootstrap:ApiToken"] = "";
+        }
+        return settings;
+    }
+
+    [Fact]
+    public async Task TwoWorkersOnOnePostgres_NeverRunTheSameExecution()
+    {
+        var database = (PostgresTestDatabase)await TestDatabase.PostgresAsync();
+        await using var first = new PortalFactory(database, Node("node-1", bootstrap: true));
+        _ = first.Server;
+        await using var second = new PortalFactory(new SharedDatabase(database), Node("node-2", bootstrap: false));
+        _ = second.Server;
+
+        var name = $"twin-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(first, $"""
+            apiVersion: runbooks/v1
+            name: {name}
+            title: Twin workers
+            type: maintenance
+            steps:
+              - id: work
+                action: shell
+                run: sleep 0.1
+            """, name);
+
+        var clients = new[] { first.AdminClient(), second.CreateClient(first.AdminToken) };
+        var ids = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => ExecutionApiTests.StartAsync(clients[i % 2], name, new { })));
+        var nodes = new HashSet<string>();
+        foreach (var id in ids)
+        {
+            var done = await ExecutionApiTests.WaitForEndAsync(clients[0], id, seconds: 60);
+            Assert.Equal("Succeeded", done.GetProperty("status").GetString());
+            var claims = (await ExecutionApiTests.EventsAsync(clients[0], id)).Where(e => e.GetProperty("kind").GetString() == "execution_claimed").ToList();
+            Assert.Single(claims);
+            nodes.Add(claims[0].GetProperty("data").GetProperty("node").GetString()!);
+            var starts = (await ExecutionApiTests.EventsAsync(clients[0], id)).Count(e => e.GetProperty("kind").GetString() == "step_started");
+            Assert.Equal(1, starts);
+        }
+        Assert.NotEmpty(nodes);
+    }
+
+    [Fact]
+    public async Task KilledNodesExecution_BecomesInterrupted_AndResumesOnAnotherNode()
+    {
+        var database = (PostgresTestDatabase)await TestDatabase.PostgresAsync();
+        await using var dropAtTheEnd = database;
+        var token = "node-test-" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
+        var marker = Path.Combine(Path.GetTempPath(), $"rbp-slow-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(marker, "");
+        await using var dying = await PortalNodeProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Database:Provider"] = "Postgres",
+            ["ConnectionStrings:Postgres"] = database.ConnectionString,
+            ["Bootstrap:AdminEmail"] = PortalFactory.AdminEmail,
+            ["Bootstrap:AdminPassword"] = PortalFactory.AdminPassword,
+            ["Bootstrap:ApiToken"] = token,
+            ["Engine:NodeId"] = "node-dies",
+            ["Engine:LeaseDuration"] = "00:00:02",
+            ["Engine:PollInterval"] = "00:00:00.200",
+        });
+        try
+        {
+            using var viaDying = new HttpClient { BaseAddress = dying.BaseAddress };
+            viaDying.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+
+            var name = $"takeover-{Guid.NewGuid():N}"[..24];
+            // Publish through the dying node's API (same database as the survivor).
+            var created = await viaDying.PostAsync("/api/runbooks", new StringContent($$$"""
+                apiVersion: runbooks/v1
+                name: {{{name}}}
+                title: Survives a dead node
+                type: maintenance
+                parameters:
+                  marker: { type: string, required: true }
+                steps:
+                  - id: first
+                    action: shell
+                    run: echo first
+                  - id: slow
+                    action: shell
+                    run: if [ -f "$RBP_PARAM_MARKER" ]; then sleep 60; fi; echo slow done
+                """, System.Text.Encoding.UTF8, "application/yaml"));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await viaDying.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { })).StatusCode);
+            // The bootstrap admin wrote it; a second admin approves.
+            await viaDying.PostAsJsonAsync("/api/admin/users", new { email = "reviewer@portal.test", password = "a long enough password", roles = new[] { "Admin" } });
+            var reviewerToken = (await (await viaDying.PostAsJsonAsync("/api/admin/users/reviewer@portal.test/tokens", new { name = "t" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
+            using var reviewer = new HttpClient { BaseAddress = dying.BaseAddress };
+            reviewer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", reviewerToken);
+            Assert.Equal(HttpStatusCode.OK, (await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { })).StatusCode);
+
+            var id = await ExecutionApiTests.StartAsync(viaDying, name, new { marker });
+            await ExecutionApiTests.WaitForAsync(viaDying, id, e => e.GetProperty("currentStepId").GetString() == "slow"
+                && e.GetProperty("steps")[1].GetProperty("status").GetString() == "Running");
+
+            dying.Kill();
+
+            await using var survivor = new PortalFactory(new SharedDatabase(database), Node("node-survives", bootstrap: false));
+            var client = survivor.CreateClient(token);
+            var interrupted = await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Interrupted", seconds: 30);
+            Assert.Equal("slow", interrupted.GetProperty("failedStepId").GetString());
+            var events = await ExecutionApiTests.EventsAsync(client, id);
+            var interruption = events.Single(e => e.GetProperty("kind").GetString() == "execution_interrupted");
+            Assert.Equal("slow", interruption.GetProperty("stepId").GetString());
+            Assert.Contains("node-dies", interruption.GetProperty("data").GetRawText());
+
+            File.Delete(marker);
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+            var done = await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Succeeded", seconds: 30);
+            Assert.Equal(1, done.GetProperty("steps")[0].GetProperty("attempts").GetInt32());
+            var after = await ExecutionApiTests.EventsAsync(client, id);
+            Assert.Contains(after, e => e.GetProperty("kind").GetString() == "execution_claimed" && e.GetProperty("data").GetRawText().Contains("node-survives"));
+            Assert.Equal(Enumerable.Range(1, after.Count).Select(i => (long)i), after.Select(e => e.GetProperty("seq").GetInt64()));
+        }
+        finally
+        {
+            File.Delete(marker);
+        }
+    }
+
+    /// <summary>A second view of a database another portal owns: not dropped when this portal is disposed.</summary>
+    private sealed class SharedDatabase(TestDatabase inner) : TestDatabase
+    {
+        public override string Provider => inner.Provider;
+        public override IEnumerable<KeyValuePair<string, string?>> Settings => inner.Settings;
+        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
