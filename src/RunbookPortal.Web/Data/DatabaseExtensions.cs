@@ -19,13 +19,13 @@ public static class DatabaseExtensions
         {
             case DatabaseProvider.Sqlite:
                 var sqlite = SqliteConnectionString(builder.Configuration, options);
-                builder.Services.AddDbContext<PortalDbContext, SqlitePortalDbContext>(o => o.UseSqlite(sqlite));
+                builder.Services.AddDbContext<PortalDbContext, SqlitePortalDbContext>(o => o.UseSqlite(sqlite).AddInterceptors(SqliteBusyTimeout.Instance));
                 break;
             case DatabaseProvider.Postgres:
                 var pg = builder.Configuration.GetConnectionString("Postgres");
                 if (string.IsNullOrWhiteSpace(pg))
                     throw new StartupException("Database:Provider is Postgres but ConnectionStrings:Postgres is not set. Set it, for example ConnectionStrings__Postgres=\"Host=db;Database=runbookportal;Username=...;Password=...\".");
-                builder.Services.AddDbContext<PortalDbContext, PostgresPortalDbContext>(o => o.UseNpgsql(pg));
+                builder.Services.AddDbContext<PortalDbContext, PostgresPortalDbContext>(o => o.UseNpgsql(WithPoolLimit(pg)));
                 break;
             default:
                 throw new StartupException($"Database:Provider '{options.Provider}' is not supported; use Sqlite or Postgres.");
@@ -35,6 +35,18 @@ public static class DatabaseExtensions
         builder.Services.AddDataProtection().SetApplicationName("RunbookPortal").PersistKeysToDbContext<PortalDbContext>();
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         return builder;
+    }
+
+    /// <summary>
+    /// A node keeps well below PostgreSQL's default 100 connections (so several nodes fit) unless the connection
+    /// string says otherwise; beyond it, work waits for a connection instead of failing.
+    /// </summary>
+    private static string WithPoolLimit(string connectionString)
+    {
+        var csb = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!connectionString.Contains("Maximum Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("Max Pool Size", StringComparison.OrdinalIgnoreCase))
+            csb.MaxPoolSize = 30;
+        return csb.ToString();
     }
 
     private static string SqliteConnectionString(IConfiguration configuration, DatabaseOptions options)
@@ -127,5 +139,29 @@ internal sealed class DatabaseHealthCheck(PortalDbContext db) : IHealthCheck
         {
             return HealthCheckResult.Unhealthy("The database is not reachable.", ex);
         }
+    }
+}
+
+/// <summary>
+/// SQLite has one writer. With a busy timeout SQLite itself waits for the write lock in short steps, instead of
+/// the provider's coarse retry after SQLITE_BUSY (150 ms), which would add that much to every contended write.
+/// </summary>
+internal sealed class SqliteBusyTimeout : Microsoft.EntityFrameworkCore.Diagnostics.DbConnectionInterceptor
+{
+    public static readonly SqliteBusyTimeout Instance = new();
+
+    public override void ConnectionOpened(System.Data.Common.DbConnection connection, Microsoft.EntityFrameworkCore.Diagnostics.ConnectionEndEventData eventData) => Apply(connection);
+
+    public override Task ConnectionOpenedAsync(System.Data.Common.DbConnection connection, Microsoft.EntityFrameworkCore.Diagnostics.ConnectionEndEventData eventData, CancellationToken cancellationToken = default)
+    {
+        Apply(connection);
+        return Task.CompletedTask;
+    }
+
+    private static void Apply(System.Data.Common.DbConnection connection)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA busy_timeout = 30000;";
+        command.ExecuteNonQuery();
     }
 }

@@ -30,7 +30,8 @@ public static class ExecutionExtensions
             return new ShellOptions { WorkingDirectory = o.WorkingDirectory, Environment = o.Environment };
         });
         services.AddSingleton<IStepExecutor, ShellStepExecutor>();
-        services.AddHttpClient<HttpStepExecutor>();
+        // Each http step has its own timeout (the step's), not HttpClient's default 100 s.
+        services.AddHttpClient<HttpStepExecutor>(c => c.Timeout = Timeout.InfiniteTimeSpan);
         services.AddSingleton<IStepExecutor>(sp => sp.GetRequiredService<HttpStepExecutor>());
         services.AddSingleton<IStepExecutor, WaitStepExecutor>();
         services.AddSingleton(new ExecutionOptions());
