@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -56,6 +57,21 @@ public sealed class PortalFactory(TestDatabase database, IDictionary<string, str
     }
 
     public HttpClient AdminClient() => CreateClient(AdminToken);
+
+    public const string UserPassword = "a long enough password";
+
+    /// <summary>Creates a user with these roles through the admin API and answers an API client as that user.</summary>
+    public async Task<(HttpClient Client, string Email, string Token)> CreateUserAsync(string who, params string[] roles)
+    {
+        var email = $"{who}-{Guid.NewGuid():N}"[..Math.Min(who.Length + 17, who.Length + 33)] + "@portal.test";
+        var admin = AdminClient();
+        var created = await admin.PostAsJsonAsync("/api/admin/users", new { email, password = UserPassword, roles });
+        if (created.StatusCode != System.Net.HttpStatusCode.Created)
+            throw new InvalidOperationException($"Creating {email} answered {created.StatusCode}: {await created.Content.ReadAsStringAsync()}");
+        var response = await admin.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name = "test" });
+        var token = (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>()).GetProperty("token").GetString()!;
+        return (CreateClient(token), email, token);
+    }
 
     public async Task<T> WithServiceAsync<TService, T>(Func<TService, Task<T>> work) where TService : notnull
     {

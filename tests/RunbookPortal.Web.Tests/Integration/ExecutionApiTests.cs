@@ -20,10 +20,7 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
     internal static async Task PublishAsync(PortalFactory portal, string yaml, string name)
     {
         var admin = portal.AdminClient();
-        var email = $"author-{Guid.NewGuid():N}"[..20] + "@portal.test";
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/admin/users", new { email, password = "a long enough password", roles = new[] { "Author" } })).StatusCode);
-        var token = (await (await admin.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name = "t" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
-        var author = portal.CreateClient(token);
+        var (author, _, _) = await portal.CreateUserAsync("author", "Author");
         var created = await author.PostAsync("/api/runbooks", new StringContent(yaml, Encoding.UTF8, "application/yaml"));
         Assert.True(created.StatusCode == HttpStatusCode.Created, await created.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, (await author.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { })).StatusCode);
@@ -223,10 +220,8 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
     public async Task OnlyTheActiveVersionRuns_AndOperatorsNeedTheRole()
     {
         Assert.Equal(HttpStatusCode.NotFound, (await Admin.PostAsJsonAsync("/api/runbooks/nothing-here/executions", new { })).StatusCode);
-        var email = $"aud-{Guid.NewGuid():N}"[..16] + "@portal.test";
-        await Admin.PostAsJsonAsync("/api/admin/users", new { email, password = "a long enough password", roles = new[] { "Auditor" } });
-        var token = (await (await Admin.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name = "t" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
-        Assert.Equal(HttpStatusCode.Forbidden, (await Portal.CreateClient(token).PostAsJsonAsync("/api/runbooks/nothing-here/executions", new { })).StatusCode);
+        var (auditor, _, _) = await Portal.CreateUserAsync("aud", "Auditor");
+        Assert.Equal(HttpStatusCode.Forbidden, (await auditor.PostAsJsonAsync("/api/runbooks/nothing-here/executions", new { })).StatusCode);
 
         var name = Name("draft");
         var created = await Admin.PostAsync("/api/runbooks", new StringContent($"""

@@ -335,9 +335,9 @@ public abstract class PortalApiTests(PortalFixture fixture)
         Assert.Contains("/api/audit", doc);
     }
 
-    protected const string Password = "a long enough password";
+    protected const string Password = PortalFactory.UserPassword;
 
-    /// <summary>Creates a user through the admin API and gives them a fresh API token; answers the token.</summary>
+    /// <summary>Creates a user with this exact email through the admin API and gives them a fresh API token; answers the token.</summary>
     protected async Task<string> CreateUserWithTokenAsync(string email, string[] roles)
     {
         var admin = Portal.AdminClient();

@@ -37,11 +37,8 @@ public abstract class RunbookApiTests(PortalFixture fixture)
 
     private async Task<(HttpClient Client, string Email)> AuthorAsync(string who)
     {
-        var email = $"{who}-{Guid.NewGuid():N}"[..24] + "@portal.test";
-        var admin = Portal.AdminClient();
-        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/admin/users", new { email, password = "a long enough password", roles = new[] { "Author" } })).StatusCode);
-        var token = await admin.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name = "t" });
-        return (Portal.CreateClient((await token.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()), email);
+        var (client, email, _) = await Portal.CreateUserAsync(who, "Author");
+        return (client, email);
     }
 
     private static async Task<JsonElement> Json(HttpResponseMessage response) => await response.Content.ReadFromJsonAsync<JsonElement>();
@@ -169,11 +166,7 @@ public abstract class RunbookApiTests(PortalFixture fixture)
     [Fact]
     public async Task NonAuthor_CannotWriteRunbooks_ButCanReadTheCatalog()
     {
-        var email = $"op-{Guid.NewGuid():N}"[..20] + "@portal.test";
-        var admin = Portal.AdminClient();
-        await admin.PostAsJsonAsync("/api/admin/users", new { email, password = "a long enough password", roles = new[] { "Operator" } });
-        var token = (await Json(await admin.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name = "t" }))).GetProperty("token").GetString();
-        var op = Portal.CreateClient(token);
+        var (op, _, _) = await Portal.CreateUserAsync("op", "Operator");
 
         Assert.Equal(HttpStatusCode.Forbidden, (await op.PostAsync("/api/runbooks", YamlBody(Yaml(NewName("nope"))))).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await op.GetAsync("/api/runbooks")).StatusCode);
