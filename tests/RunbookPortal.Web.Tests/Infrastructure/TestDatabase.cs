@@ -12,6 +12,16 @@ public abstract class TestDatabase : IAsyncDisposable
     public static TestDatabase Sqlite() => new SqliteTestDatabase();
 
     public static async Task<TestDatabase> PostgresAsync() => await PostgresTestDatabase.CreateAsync();
+
+    /// <summary>A second view of a database another portal owns: not dropped when this portal is disposed.</summary>
+    public static TestDatabase Shared(TestDatabase owner) => new SharedTestDatabase(owner);
+
+    private sealed class SharedTestDatabase(TestDatabase inner) : TestDatabase
+    {
+        public override string Provider => inner.Provider;
+        public override IEnumerable<KeyValuePair<string, string?>> Settings => inner.Settings;
+        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
 }
 
 internal sealed class SqliteTestDatabase : TestDatabase

@@ -32,7 +32,7 @@ public sealed class TakeoverTests
         var database = (PostgresTestDatabase)await TestDatabase.PostgresAsync();
         await using var first = new PortalFactory(database, Node("node-1", bootstrap: true));
         _ = first.Server;
-        await using var second = new PortalFactory(new SharedDatabase(database), Node("node-2", bootstrap: false));
+        await using var second = new PortalFactory(TestDatabase.Shared(database), Node("node-2", bootstrap: false));
         _ = second.Server;
 
         var name = $"twin-{Guid.NewGuid():N}"[..24];
@@ -119,7 +119,7 @@ public sealed class TakeoverTests
 
             dying.Kill();
 
-            await using var survivor = new PortalFactory(new SharedDatabase(database), Node("node-survives", bootstrap: false));
+            await using var survivor = new PortalFactory(TestDatabase.Shared(database), Node("node-survives", bootstrap: false));
             var client = survivor.CreateClient(token);
             var interrupted = await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Interrupted", seconds: 30);
             Assert.Equal("slow", interrupted.GetProperty("failedStepId").GetString());
@@ -142,11 +142,52 @@ public sealed class TakeoverTests
         }
     }
 
-    /// <summary>A second view of a database another portal owns: not dropped when this portal is disposed.</summary>
-    private sealed class SharedDatabase(TestDatabase inner) : TestDatabase
+}
+
+/// <summary>A node that shuts down lets the running step finish, starts no further step, and leaves the run to resume.</summary>
+public sealed class GracefulShutdownTests
+{
+    [Fact]
+    public async Task Shutdown_LetsTheRunningStepFinish_AndLeavesTheRunInterruptedAtTheNextStep()
     {
-        public override string Provider => inner.Provider;
-        public override IEnumerable<KeyValuePair<string, string?>> Settings => inner.Settings;
-        public override ValueTask DisposeAsync() => ValueTask.CompletedTask;
+        await using var database = TestDatabase.Sqlite();
+        var settings = new Dictionary<string, string?>(EngineSettings.Fast) { ["Engine:ShutdownGrace"] = "00:00:20" };
+        var first = new PortalFactory(TestDatabase.Shared(database), settings);
+        var name = $"graceful-{Guid.NewGuid():N}"[..24];
+        Guid id;
+        try
+        {
+            await ExecutionApiTests.PublishAsync(first, $"""
+                apiVersion: runbooks/v1
+                name: {name}
+                title: Graceful
+                type: maintenance
+                steps:
+                  - id: current
+                    action: shell
+                    run: sleep 1; echo finished current
+                  - id: next
+                    action: shell
+                    run: echo next
+                """, name);
+            id = await ExecutionApiTests.StartAsync(first.AdminClient(), name, new { });
+            await ExecutionApiTests.WaitForAsync(first.AdminClient(), id, e => e.GetProperty("steps")[0].GetProperty("status").GetString() == "Running");
+        }
+        finally
+        {
+            await first.DisposeAsync(); // a graceful stop: waits for the running step within the grace period
+        }
+
+        await using var second = new PortalFactory(TestDatabase.Shared(database), settings);
+        var client = second.CreateClient(first.AdminToken);
+        var stopped = await client.GetFromJsonAsync<System.Text.Json.JsonElement>($"/api/executions/{id}");
+        Assert.Equal("Interrupted", stopped.GetProperty("status").GetString());
+        Assert.Equal("Succeeded", stopped.GetProperty("steps")[0].GetProperty("status").GetString());
+        Assert.Equal("Pending", stopped.GetProperty("steps")[1].GetProperty("status").GetString());
+        Assert.Equal("next", stopped.GetProperty("failedStepId").GetString());
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+        var done = await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Succeeded");
+        Assert.Equal(1, done.GetProperty("steps")[0].GetProperty("attempts").GetInt32());
     }
 }

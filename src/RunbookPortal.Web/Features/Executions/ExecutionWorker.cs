@@ -49,6 +49,13 @@ public sealed class RunningExecutions
     internal bool TryAdd(Guid id, ExecutionControl control) => _controls.TryAdd(id, control);
     internal void Remove(Guid id) => _controls.TryRemove(id, out _);
 
+    /// <summary>Node shutdown: every running step may finish, no further step starts (the runs end Interrupted).</summary>
+    public void RequestStopAll()
+    {
+        foreach (var control in _controls.Values)
+            control.RequestStop();
+    }
+
     /// <summary>Cancels a run on this node; false when it runs elsewhere (that node sees the flag at its next heartbeat).</summary>
     public bool Cancel(Guid id, string by, bool rollback)
     {
@@ -85,7 +92,13 @@ public sealed class ExecutionWorker(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        stoppingToken.Register(() => _grace.CancelAfter(options.Value.ShutdownGrace));
+        stoppingToken.Register(() =>
+        {
+            // Stop claiming (the loop below ends), let running steps finish, start no new step; whatever still
+            // runs when the grace period ends is stopped and left Interrupted for another node to resume.
+            running.RequestStopAll();
+            _grace.CancelAfter(options.Value.ShutdownGrace);
+        });
         // Let the web host finish starting (and the database be migrated) before the first claim.
         await WaitForStartAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
