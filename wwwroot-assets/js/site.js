@@ -6,6 +6,17 @@ window.rbp = {
   setTheme(value) {
     try { localStorage.setItem("rbp-theme", value); } catch { /* private mode: keep it for this page only */ }
   },
+  // Keeps a scrolling log at its newest line while the reader is at the bottom; scrolling up to read stops it.
+  followTail(element) {
+    if (!element) return;
+    if (!element.dataset.follow) {
+      element.dataset.follow = "1";
+      element.addEventListener("scroll", () => {
+        element.dataset.follow = element.scrollHeight - element.scrollTop - element.clientHeight < 40 ? "1" : "0";
+      });
+    }
+    if (element.dataset.follow === "1") element.scrollTop = element.scrollHeight;
+  },
   async copy(text) {
     if (navigator.clipboard && window.isSecureContext) {
       await navigator.clipboard.writeText(text);

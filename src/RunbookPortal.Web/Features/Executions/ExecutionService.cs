@@ -143,7 +143,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             }
             if (p.CheckValue(value) is { } problem)
             {
-                errors[$"parameters.{p.Name}"] = [problem];
+                errors[$"parameters.{p.Name}"] = [Describe(p, problem)];
                 continue;
             }
             values[p.Name] = value;
@@ -181,6 +181,10 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             return result;
         }
     }
+
+    /// <summary>The validator's fragment ("is above the maximum 10") as a sentence about the parameter.</summary>
+    internal static string Describe(ParameterDefinition p, string problem) =>
+        $"{p.Name} {problem}" + (p.Type == ParameterType.Secret || problem.EndsWith('.') ? "" : ".");
 
     public async Task<OperationResult> CancelAsync(string actor, Guid id, bool rollback, CancellationToken ct = default)
     {

@@ -1,0 +1,240 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+using static Microsoft.Playwright.Assertions;
+
+namespace RunbookPortal.E2E;
+
+/// <summary>
+/// Running a runbook in the browser: an Operator fills the run form (a select, a number with a range, a secret),
+/// sees a value out of range refused, confirms the prerequisite, confirms the start in a message box that masks the
+/// secret, and watches the execution page fill its timeline by itself until the run has succeeded; the secret is
+/// never on a page. The executions list shows the run.
+/// </summary>
+[Collection(BrowserCollection.Name)]
+public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper output) : BrowserTest(portal, output)
+{
+    private const string RunbookName = "e2e-restart-web";
+    private const string RunbookTitle = "Restart web tier";
+
+    private const string RunbookYaml = """
+        apiVersion: runbooks/v1
+        name: e2e-restart-web
+        title: Restart web tier
+        description: Restarts the web tier one batch at a time.
+        type: maintenance
+        prerequisites:
+          - Change ticket approved
+        parameters:
+          environment: { type: string, required: true, allowed: [staging, production] }
+          batch_size: { type: int, default: 2, min: 1, max: 10 }
+          api_key: { type: secret, required: true }
+        steps:
+          - id: announce
+            name: Announce
+            action: shell
+            run: echo "restarting {{ environment }} in batches of {{ batch_size }} with key {{ api_key }}"
+          - id: restart
+            name: Restart batches
+            action: shell
+            run: for i in 1 2 3; do echo "batch $i done"; sleep 0.3; done
+
+        """;
+
+    private static readonly Regex ExecutionUrl = new(@"/executions/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$");
+
+    /// <summary>
+    /// Installed in the document before the start is confirmed: marks the document (a full page load would lose the
+    /// mark) and records, at every DOM change, what the execution page's timeline and status chip show, so the test
+    /// can tell the page filled in by itself, step by step, rather than appearing complete.
+    /// </summary>
+    private const string RecorderScript = """
+        () => {
+          window.__rbpE2eDocument = true;
+          window.__rbpE2eStates = [];
+          const record = () => {
+            const timeline = document.querySelector('[data-testid=timeline]');
+            const h1 = document.querySelector('h1');
+            const chip = h1?.parentElement?.querySelector('[data-status]');
+            const text = timeline?.textContent ?? '';
+            const state = {
+              path: location.pathname,
+              batch1: text.includes('batch 1 done'),
+              batch3: text.includes('batch 3 done'),
+              status: chip?.getAttribute('data-status') ?? null,
+            };
+            const last = window.__rbpE2eStates[window.__rbpE2eStates.length - 1];
+            if (!last || JSON.stringify(last) !== JSON.stringify(state))
+              window.__rbpE2eStates.push(state);
+          };
+          new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
+          record();
+        }
+        """;
+
+    [Fact]
+    public async Task OperatorRunsARunbook_FromTheForm_AndWatchesTheLiveTimeline()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var operatorEmail = $"operator-{suffix}@e2e.test";
+        var operatorPassword = "Operator-" + suffix + "!";
+        var reviewerEmail = $"reviewer-{suffix}@e2e.test";
+        var secret = $"sk-live-{suffix}-Qz7";
+
+        // ---- Set-up through the REST API: an operator, and the runbook published by the admin and a second author.
+        using var admin = Api(Portal.ApiToken);
+        await CreateUserAsync(admin, operatorEmail, operatorPassword, "Operator");
+        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
+        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
+        using (var content = new StringContent(RunbookYaml, Encoding.UTF8, "application/yaml"))
+        using (var created = await admin.PostAsync("/api/runbooks", content))
+            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
+        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{RunbookName}/versions/1/submit", new { }))
+            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
+        using (var reviewer = Api(reviewerToken))
+        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{RunbookName}/versions/1/approve", new { }))
+            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
+
+        // ---- The operator opens the runbook and chooses Run.
+        await SignInAsync(operatorEmail, operatorPassword);
+        await Page.GotoAsync($"/runbooks/{RunbookName}");
+        await WaitForInteractiveAsync(RunbookTitle);
+        await Page.Locator("[data-testid=run-runbook]").ClickAsync();
+        await Expect(Page).ToHaveURLAsync(new Regex($"/runbooks/{RunbookName}/run$"));
+        await WaitForInteractiveAsync(RunbookTitle);
+
+        var environment = Page.Locator("[data-testid=param-environment]");
+        var batchSize = Page.Locator("[data-testid=param-batch_size]");
+        var apiKey = Page.Locator("[data-testid=param-api_key]");
+        var prerequisite = Page.Locator("[data-testid=prereq-0]");
+        var start = Page.Locator("[data-testid=start]");
+        await Expect(batchSize.Locator("input"), "batch_size starts at its default").ToHaveValueAsync("2");
+        await Expect(batchSize.Locator("input")).ToHaveAttributeAsync("type", "number");
+        await Expect(apiKey.Locator("input"), "the secret is typed into a password field").ToHaveAttributeAsync("type", "password");
+        await Expect(prerequisite, "the prerequisite is a checkbox labelled with its text").ToHaveAccessibleNameAsync("Change ticket approved");
+        await Expect(prerequisite).Not.ToBeCheckedAsync();
+
+        // ---- Valid values, but the prerequisite is not confirmed yet: no start.
+        await environment.Locator(".mud-select").First.ClickAsync();
+        await Page.GetByRole(AriaRole.Option, new() { Name = "staging", Exact = true }).ClickAsync();
+        await Expect(environment.Locator("input").First, "staging is chosen").ToHaveValueAsync("staging");
+        await apiKey.Locator("input").FillAsync(secret);
+        await Expect(start, "the prerequisite must be confirmed first").ToBeDisabledAsync();
+        await prerequisite.CheckAsync();
+        await Expect(prerequisite).ToBeCheckedAsync();
+        await Expect(start, "valid values and the prerequisite confirmed").ToBeEnabledAsync();
+
+        // ---- A batch size out of range is refused on the spot.
+        await batchSize.Locator("input").FillAsync("42");
+        var batchError = batchSize.Locator(".mud-input-helper-text.mud-input-error, .mud-input-error .mud-input-helper-text");
+        await Expect(batchError, "42 is above batch_size's maximum").ToBeVisibleAsync();
+        await Expect(batchError).ToContainTextAsync(new Regex(@"(≤|at most|maximum).*10"));
+        Output.WriteLine($"batch_size = 42 shows: \"{await batchError.InnerTextAsync()}\"");
+        await Expect(start, "a value out of range blocks the start").ToBeDisabledAsync();
+        await ScreenshotAsync("run-form-invalid.png");
+        await batchSize.Locator("input").FillAsync("3");
+        await Expect(batchError, "3 is in range").ToHaveCountAsync(0);
+        await Expect(start).ToBeEnabledAsync();
+        await ScreenshotAsync("run-form.png");
+
+        // ---- Start: the confirmation names runbook, version and values, the secret masked.
+        await Page.EvaluateAsync(RecorderScript);
+        await start.ClickAsync();
+        var dialog = Page.Locator(".mud-dialog");
+        await Expect(dialog, "starting asks for confirmation").ToBeVisibleAsync();
+        var dialogText = await dialog.InnerTextAsync();
+        Output.WriteLine($"Confirmation: {dialogText}");
+        Assert.Contains(RunbookTitle, dialogText);
+        Assert.Contains("version 1", dialogText);
+        Assert.Contains("environment = staging", dialogText);
+        Assert.Contains("batch_size = 3", dialogText);
+        Assert.Contains("api_key = ***", dialogText);
+        Assert.DoesNotContain(secret, dialogText);
+        await dialog.GetByRole(AriaRole.Button, new() { Name = "Start", Exact = true }).ClickAsync();
+
+        // ---- The execution page fills in by itself.
+        await Expect(Page, "the start opens the execution").ToHaveURLAsync(ExecutionUrl);
+        var executionId = ExecutionUrl.Match(Page.Url).Groups[1].Value;
+        Assert.True(await Page.EvaluateAsync<bool>("() => window.__rbpE2eDocument === true"),
+            "the execution page opened with a full page load; expected the circuit's own navigation");
+        await Expect(Page.Locator("h1"), "the execution page names the runbook and version").ToHaveTextAsync($"{RunbookName} v1");
+        var timeline = Page.Locator("[data-testid=timeline]");
+        var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
+        await Expect(timeline, "output appears while the run goes on").ToContainTextAsync("batch 1 done");
+        await ScreenshotAsync("execution-live.png");
+        await Expect(timeline, "the last batch appears without a reload").ToContainTextAsync("batch 3 done");
+        await Expect(status, "the run succeeds and the chip says so without a reload").ToHaveAttributeAsync("data-status", "Succeeded");
+        await Expect(status).ToHaveTextAsync("Succeeded");
+
+        Assert.True(await Page.EvaluateAsync<bool>("() => window.__rbpE2eDocument === true"), "the execution page was reloaded");
+        var states = await Page.EvaluateAsync<JsonElement>("() => window.__rbpE2eStates");
+        var onExecution = states.EnumerateArray().Where(s => s.GetProperty("path").GetString()!.StartsWith("/executions/")).ToList();
+        Output.WriteLine("States seen on the execution page: " + string.Join(" → ", onExecution.Select(s =>
+            $"{s.GetProperty("status")}{(s.GetProperty("batch1").GetBoolean() ? "+b1" : "")}{(s.GetProperty("batch3").GetBoolean() ? "+b3" : "")}")));
+        Assert.True(onExecution.Count > 0 && onExecution[0].GetProperty("status").GetString() != "Succeeded",
+            "the execution page first showed the run as already succeeded, so live updates were not seen");
+        Assert.True(onExecution.Any(s => s.GetProperty("batch1").GetBoolean() && !s.GetProperty("batch3").GetBoolean()),
+            "the timeline never showed batch 1 without batch 3: it did not fill in line by line");
+
+        await Expect(timeline.Locator(".rbp-output").Filter(new() { HasText = "restarting staging in batches of 3" }),
+            "the announce line has the secret masked").ToHaveTextAsync("restarting staging in batches of 3 with key ***");
+        var steps = Page.Locator("[data-testid=steps] tbody tr");
+        await Expect(steps).ToHaveCountAsync(2);
+        await Expect(steps.Nth(0)).ToHaveAttributeAsync("data-status", "Succeeded");
+        await Expect(steps.Nth(1)).ToHaveAttributeAsync("data-status", "Succeeded");
+        await Expect(Page.GetByText("api_key = ***"), "the parameters show the secret masked").ToBeVisibleAsync();
+        var html = await Page.ContentAsync();
+        Assert.DoesNotContain(secret, html);
+        Assert.Contains("***", html);
+        await ScreenshotAsync("execution-done.png");
+
+        // ---- Nor does the API hand the secret out.
+        using (var execution = await admin.GetAsync($"/api/executions/{executionId}"))
+        {
+            var body = await execution.Content.ReadAsStringAsync();
+            Assert.True(execution.IsSuccessStatusCode, $"GET /api/executions/{executionId} answered {(int)execution.StatusCode}: {body}");
+            Assert.DoesNotContain(secret, body);
+        }
+        using (var events = await admin.GetAsync($"/api/executions/{executionId}/events"))
+        {
+            var body = await events.Content.ReadAsStringAsync();
+            Assert.True(events.IsSuccessStatusCode, $"GET /api/executions/{executionId}/events answered {(int)events.StatusCode}: {body}");
+            Assert.DoesNotContain(secret, body);
+            Assert.Contains("batch 3 done", body);
+        }
+
+        // ---- The executions list.
+        await Page.GotoAsync("/executions");
+        await WaitForInteractiveAsync("Executions");
+        var row = Page.Locator("[data-testid=executions-table] tbody tr").Filter(new() { Has = Page.Locator($"a[href='/executions/{executionId}']") });
+        await Expect(row).ToHaveCountAsync(1);
+        await Expect(row).ToContainTextAsync(RunbookName);
+        await Expect(row).ToContainTextAsync(operatorEmail);
+        await Expect(row.Locator("[data-status]")).ToHaveAttributeAsync("data-status", "Succeeded");
+        await Expect(row.Locator("[data-status]")).ToHaveTextAsync("Succeeded");
+        await ScreenshotAsync("executions.png");
+    }
+
+    private static async Task ExpectStatusAsync(HttpResponseMessage response, HttpStatusCode expected, string what) =>
+        Assert.True(response.StatusCode == expected,
+            $"{what} answered {(int)response.StatusCode}, expected {(int)expected}: {await response.Content.ReadAsStringAsync()}");
+
+    private static async Task CreateUserAsync(HttpClient admin, string email, string password, params string[] roles)
+    {
+        using var response = await admin.PostAsJsonAsync("/api/admin/users", new { email, password, roles });
+        await ExpectStatusAsync(response, HttpStatusCode.Created, $"POST /api/admin/users for {email}");
+    }
+
+    private static async Task<string> CreateTokenAsync(HttpClient admin, string email)
+    {
+        using var response = await admin.PostAsJsonAsync($"/api/admin/users/{Uri.EscapeDataString(email)}/tokens", new { name = "e2e" });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"POST /api/admin/users/{email}/tokens answered {(int)response.StatusCode}: {body}");
+        using var json = JsonDocument.Parse(body);
+        return json.RootElement.GetProperty("token").GetString()!;
+    }
+}
