@@ -18,8 +18,6 @@ public static class ExecutionLedger
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    public static readonly ExecutionStatus[] Active = [ExecutionStatus.Running, ExecutionStatus.RollingBack, ExecutionStatus.WaitingForInput];
-
     public static ExecutionEventRecord Append(PortalDbContext db, Execution execution, ExecutionEvent ev, DateTime now)
     {
         var data = ev.Data();
