@@ -142,7 +142,7 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
         var runbook = new Runbook { Id = Guid.NewGuid(), Name = definition.Name, Title = definition.Title, Type = definition.Type, CreatedAt = now, CreatedBy = actor };
         var version = NewVersion(runbook, 1, yaml, actor, now);
         runbook.Versions.Add(version);
-        RefreshSummary(runbook, now);
+        RefreshSummary(runbook, now, (version, definition));
         db.Runbooks.Add(runbook);
         try
         {
@@ -204,7 +204,7 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
             runbook.Versions.Add(target);
             db.RunbookVersions.Add(target);
         }
-        RefreshSummary(runbook, now);
+        RefreshSummary(runbook, now, (target, definition));
         await db.SaveChangesAsync(ct);
         await audit.WriteAsync(actor, "runbook.draft-saved", $"{name} v{target.Version}", null, ct);
         return new RunbookSaveResult(OperationResult.Ok, name, target.Version, validation.Diagnostics);
@@ -302,7 +302,8 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
     };
 
     /// <summary>Refreshes the catalog copy: the Active version's facts, or without one the latest version's.</summary>
-    private static void RefreshSummary(Runbook runbook, DateTime now)
+    /// <param name="saved">The version just saved with its parsed definition, so it is not parsed twice.</param>
+    private static void RefreshSummary(Runbook runbook, DateTime now, (RunbookVersion Version, RunbookDefinition Definition)? saved = null)
     {
         var active = runbook.Versions.FirstOrDefault(v => v.Status == RunbookVersionStatus.Active);
         var latest = runbook.Versions.MaxBy(v => v.Version)!;
@@ -310,8 +311,10 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
         runbook.ActiveVersion = active?.Version;
         runbook.Status = active?.Status ?? latest.Status;
         runbook.UpdatedAt = now;
-        if (RunbookValidator.Validate((active ?? latest).Yaml).Definition is { } d)
-            ApplyCatalogFacts(runbook, d);
+        var shown = active ?? latest;
+        var definition = saved is { } s && s.Version == shown ? s.Definition : RunbookValidator.Validate(shown.Yaml).Definition;
+        if (definition is not null)
+            ApplyCatalogFacts(runbook, definition);
     }
 
     /// <summary>Copies what the catalog shows and searches from a definition onto the runbook row.</summary>
