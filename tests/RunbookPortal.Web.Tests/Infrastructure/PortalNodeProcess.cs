@@ -23,29 +23,30 @@ public sealed class PortalNodeProcess : IAsyncDisposable
         BaseAddress = baseAddress;
     }
 
+    /// <summary>Runs the portal expecting it to refuse to start; answers its exit code and everything it printed.</summary>
+    public static async Task<(int ExitCode, string Output)> RunUntilExitAsync(IDictionary<string, string> settings, TimeSpan timeout)
+    {
+        var info = StartInfo(settings, FreePort());
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"The portal did not exit within {timeout}: it started instead of refusing.\n{await stdout}{await stderr}");
+        }
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
     public static async Task<PortalNodeProcess> StartAsync(IDictionary<string, string> settings)
     {
-        var root = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(root, "RunbookPortal.sln")))
-            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("The repository root was not found.");
-        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
-        var bin = Path.Combine(root, "src", "RunbookPortal.Web", "bin", configuration, "net10.0");
-        var dll = Path.Combine(bin, "RunbookPortal.Web.dll");
-        if (!File.Exists(dll))
-            throw new InvalidOperationException($"The web app is not built at {dll}.");
-
         var port = FreePort();
-        var info = new ProcessStartInfo("dotnet") { WorkingDirectory = bin, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(dll);
-        info.ArgumentList.Add("--urls");
-        info.ArgumentList.Add($"http://127.0.0.1:{port}");
-        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("Database__") || k.StartsWith("ConnectionStrings__") || k.StartsWith("Bootstrap__") || k.StartsWith("Engine__")).ToList())
-            info.Environment.Remove(key);
-        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        info.Environment["Logging__Console__FormatterName"] = "simple";
-        foreach (var (k, v) in settings)
-            info.Environment[k.Replace(":", "__")] = v;
-
+        var info = StartInfo(settings, port);
         var process = Process.Start(info)!;
         var node = new PortalNodeProcess(process, new Uri($"http://127.0.0.1:{port}"));
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (node._log) node._log.AppendLine(e.Data); };
@@ -71,6 +72,30 @@ public sealed class PortalNodeProcess : IAsyncDisposable
                 throw new TimeoutException($"The portal node did not answer /healthz in 60 s:\n{node.Log}");
             await Task.Delay(100);
         }
+    }
+
+    private static ProcessStartInfo StartInfo(IDictionary<string, string> settings, int port)
+    {
+        var root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "RunbookPortal.sln")))
+            root = Path.GetDirectoryName(root) ?? throw new InvalidOperationException("The repository root was not found.");
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}") ? "Release" : "Debug";
+        var bin = Path.Combine(root, "src", "RunbookPortal.Web", "bin", configuration, "net10.0");
+        var dll = Path.Combine(bin, "RunbookPortal.Web.dll");
+        if (!File.Exists(dll))
+            throw new InvalidOperationException($"The web app is not built at {dll}.");
+
+        var info = new ProcessStartInfo("dotnet") { WorkingDirectory = bin, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(dll);
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add($"http://127.0.0.1:{port}");
+        foreach (var key in info.Environment.Keys.Where(k => k.StartsWith("Database__") || k.StartsWith("ConnectionStrings__") || k.StartsWith("Bootstrap__") || k.StartsWith("Engine__")).ToList())
+            info.Environment.Remove(key);
+        info.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        info.Environment["Logging__Console__FormatterName"] = "simple";
+        foreach (var (k, v) in settings)
+            info.Environment[k.Replace(":", "__")] = v;
+        return info;
     }
 
     /// <summary>Kills the node at once (SIGKILL to the whole tree), like a machine that dies.</summary>

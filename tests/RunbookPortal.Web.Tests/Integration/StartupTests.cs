@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
-using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Integration;
@@ -55,60 +54,73 @@ public sealed class StartupTests
         Assert.StartsWith("/account/login", again.Headers.Location!.OriginalString.Replace("http://localhost", ""));
     }
 
+    // The refusals run the real portal process: what a person sees is its exit code and the line it prints.
+    private static readonly TimeSpan RefusalTimeout = TimeSpan.FromSeconds(60);
+
     [Fact]
     public async Task DatabaseNewerThanTheCode_IsRefusedWithAClearMessage()
     {
         var database = (SqliteTestDatabase)TestDatabase.Sqlite();
-        var reopened = (SqliteTestDatabase)TestDatabase.Sqlite();
-        await using (var first = new PortalFactory(database))
+        await using var owner = database;
+        await using (var first = new PortalFactory(TestDatabase.Shared(database)))
         {
             _ = first.Server;
-            await using var conn = new SqliteConnection($"Data Source={database.FilePath};Pooling=false");
+        }
+        await using (var conn = new SqliteConnection($"Data Source={database.FilePath};Pooling=false"))
+        {
             await conn.OpenAsync();
             await using var cmd = conn.CreateCommand();
             cmd.CommandText = "INSERT INTO __EFMigrationsHistory (MigrationId, ProductVersion) VALUES ('29991231000000_FromTheFuture', '99.0.0'); PRAGMA wal_checkpoint(TRUNCATE);";
             await cmd.ExecuteNonQueryAsync();
-            File.Copy(database.FilePath, reopened.FilePath);
         }
 
-        await using var second = new PortalFactory(reopened);
-        var error = Assert.ThrowsAny<Exception>(() => second.Server);
-        var startup = FindStartupException(error);
-        Assert.Contains("newer than this version", startup.Message);
-        Assert.Contains("29991231000000_FromTheFuture", startup.Message);
+        var (exitCode, output) = await PortalNodeProcess.RunUntilExitAsync(new Dictionary<string, string>
+        {
+            ["Database:Provider"] = "Sqlite",
+            ["Database:DataDirectory"] = database.Folder,
+        }, RefusalTimeout);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("RunbookPortal cannot start:", output);
+        Assert.Contains("newer than this version", output);
+        Assert.Contains("29991231000000_FromTheFuture", output);
     }
 
     [Fact]
     public async Task UnreachablePostgres_IsRefusedWithAClearMessage()
     {
-        var database = await TestDatabase.PostgresAsync();
-        await using var portal = new PortalFactory(database, new Dictionary<string, string?>
+        var (exitCode, output) = await PortalNodeProcess.RunUntilExitAsync(new Dictionary<string, string>
         {
+            ["Database:Provider"] = "Postgres",
             ["ConnectionStrings:Postgres"] = "Host=127.0.0.1;Port=1;Database=nowhere;Username=x;Password=secret-pw;Timeout=2",
-        });
-        var startup = FindStartupException(Assert.ThrowsAny<Exception>(() => portal.Server));
-        Assert.Contains("Cannot", startup.Message);
-        Assert.Contains("127.0.0.1", startup.Message);
-        Assert.DoesNotContain("secret-pw", startup.Message);
+        }, RefusalTimeout);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("RunbookPortal cannot start: Cannot reach the Postgres database at '127.0.0.1:1/nowhere'", output);
+        Assert.DoesNotContain("secret-pw", output);
     }
 
     [Fact]
     public async Task ShortBootstrapToken_IsRefused()
     {
-        await using var portal = new PortalFactory(TestDatabase.Sqlite(), new Dictionary<string, string?> { ["Bootstrap:ApiToken"] = "too-short" });
-        var startup = FindStartupException(Assert.ThrowsAny<Exception>(() => portal.Server));
-        Assert.Contains("at least 32 characters", startup.Message);
-    }
-
-    private static StartupException FindStartupException(Exception error)
-    {
-        for (Exception? e = error; e is not null; e = e.InnerException)
+        var folder = Directory.CreateTempSubdirectory("rbp-refuse-").FullName;
+        try
         {
-            if (e is StartupException s)
-                return s;
-            if (e is AggregateException agg && agg.InnerExceptions.OfType<StartupException>().FirstOrDefault() is { } inner)
-                return inner;
+            var (exitCode, output) = await PortalNodeProcess.RunUntilExitAsync(new Dictionary<string, string>
+            {
+                ["Database:DataDirectory"] = folder,
+                ["Bootstrap:AdminEmail"] = "admin@portal.test",
+                ["Bootstrap:AdminPassword"] = "a long enough password",
+                ["Bootstrap:ApiToken"] = "too-short",
+            }, RefusalTimeout);
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains("RunbookPortal cannot start: Bootstrap:ApiToken must be at least 32 characters long.", output);
         }
-        throw new Xunit.Sdk.XunitException($"Expected a StartupException, got: {error}");
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }
