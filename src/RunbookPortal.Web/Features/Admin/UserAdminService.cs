@@ -12,20 +12,28 @@ public sealed record UserSummary(string Id, string Email, IReadOnlyList<string> 
 /// <summary>Users and their roles, for the admin pages and the admin API alike.</summary>
 public sealed class UserAdminService(UserManager<PortalUser> users, RoleManager<IdentityRole> roles, PortalDbContext db, AuditLog audit, TimeProvider time)
 {
-    public async Task<List<UserSummary>> ListAsync(CancellationToken ct = default)
+    public Task<List<UserSummary>> ListAsync(CancellationToken ct = default) => SummariesAsync(db.Users, ct);
+
+    public async Task<UserSummary?> FindAsync(string email, CancellationToken ct = default)
     {
-        var all = await db.Users.AsNoTracking().OrderBy(u => u.Email).ToListAsync(ct);
-        var roleNames = await db.Roles.AsNoTracking().ToDictionaryAsync(r => r.Id, r => r.Name!, ct);
-        var userRoles = await db.UserRoles.AsNoTracking().ToListAsync(ct);
-        var byUser = userRoles.GroupBy(ur => ur.UserId).ToDictionary(g => g.Key, g => g.Select(ur => roleNames[ur.RoleId]).OrderBy(r => r).ToList());
+        var normalized = users.NormalizeEmail(email);
+        return (await SummariesAsync(db.Users.Where(u => u.NormalizedEmail == normalized), ct)).FirstOrDefault();
+    }
+
+    /// <summary>The users of <paramref name="source"/> with their role names, in two queries whatever their number.</summary>
+    private async Task<List<UserSummary>> SummariesAsync(IQueryable<PortalUser> source, CancellationToken ct)
+    {
+        var found = await source.AsNoTracking().OrderBy(u => u.Email).ToListAsync(ct);
+        var ids = found.Select(u => u.Id).ToList();
+        var roleNames = await db.UserRoles.AsNoTracking().Where(ur => ids.Contains(ur.UserId))
+            .Join(db.Roles, ur => ur.RoleId, r => r.Id, (ur, r) => new { ur.UserId, r.Name })
+            .ToListAsync(ct);
+        var byUser = roleNames.GroupBy(x => x.UserId).ToDictionary(g => g.Key, g => g.Select(x => x.Name!).OrderBy(r => r).ToList());
         var now = time.GetUtcNow();
-        return all.Select(u => new UserSummary(
+        return found.Select(u => new UserSummary(
             u.Id, u.Email!, byUser.GetValueOrDefault(u.Id) ?? [], u.IsDisabled,
             u.LockoutEnd is { } end && end > now, u.CreatedAt)).ToList();
     }
-
-    public async Task<UserSummary?> FindAsync(string email, CancellationToken ct = default) =>
-        (await ListAsync(ct)).FirstOrDefault(u => string.Equals(u.Email, email, StringComparison.OrdinalIgnoreCase));
 
     public async Task<OperationResult> CreateAsync(string actor, string? email, string? password, IEnumerable<string>? roleNames, CancellationToken ct = default)
     {

@@ -11,7 +11,7 @@ namespace RunbookPortal.Web.Features.Executions;
 public sealed class ExecutionNotifier
 {
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>>> _byExecution = new();
-    private readonly ConcurrentDictionary<Guid, Func<Guid, Task>> _anyChange = new();
+    private readonly ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>> _anyChange = new();
     private readonly SemaphoreSlim _workQueued = new(0);
 
     /// <summary>Calls <paramref name="onEvent"/> for each new event of one execution until disposed.</summary>
@@ -26,8 +26,8 @@ public sealed class ExecutionNotifier
         });
     }
 
-    /// <summary>Calls <paramref name="onChange"/> with the execution id whenever any execution has a new event.</summary>
-    public IDisposable SubscribeAll(Func<Guid, Task> onChange)
+    /// <summary>Calls <paramref name="onChange"/> with every new event of any execution.</summary>
+    public IDisposable SubscribeAll(Func<ExecutionEventRecord, Task> onChange)
     {
         var key = Guid.NewGuid();
         _anyChange.TryAdd(key, onChange);
@@ -42,7 +42,7 @@ public sealed class ExecutionNotifier
                 _ = SafeAsync(() => handler(record));
         }
         foreach (var handler in _anyChange.Values)
-            _ = SafeAsync(() => handler(record.ExecutionId));
+            _ = SafeAsync(() => handler(record));
     }
 
     /// <summary>Wakes the worker: something was queued (or a slot may have freed).</summary>
