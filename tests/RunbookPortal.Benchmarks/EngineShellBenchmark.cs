@@ -50,18 +50,22 @@ public static class EngineShellBenchmark
     {
         var runbook = Runbook(command, steps);
         var script = "set -e -o pipefail\n" + string.Concat(Enumerable.Repeat(command + "\n", steps));
-        var runner = new ExecutionRunner([new ShellStepExecutor(new ShellOptions { WorkingDirectory = folder })], TimeProvider.System, new ExecutionOptions());
+        var executor = new ShellStepExecutor(new ShellOptions { WorkingDirectory = folder });
+        var runner = new ExecutionRunner([executor], TimeProvider.System, new ExecutionOptions());
 
         var engine = new List<TimeSpan>();
         var bash = new List<TimeSpan>();
         var floor = new List<TimeSpan>();
+        var alone = new List<TimeSpan>();
         for (var round = 0; round <= rounds; round++)
         {
             var e = await TimeEngineAsync(runner, runbook, steps);
             var b = await TimeBashAsync(script, folder);
             var f = await TimeBashPerCommandAsync(command, steps, folder);
+            var a = await TimeExecutorAsync(executor, runbook);
             if (round == 0)
                 continue; // warm-up: JIT, page cache
+            alone.Add(a);
             engine.Add(e);
             bash.Add(b);
             floor.Add(f);
@@ -74,6 +78,7 @@ public static class EngineShellBenchmark
         Line("engine", engine, steps);
         Line("bash -e, one script", bash, steps);
         Line("one bash per command", floor, steps);
+        Line("shell executor alone", alone, steps);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  the engine adds {(engineMedian - Median(floor)).TotalMilliseconds / steps:0.00} ms per step to a bash process per command"));
         var met = ratio <= Goal;
@@ -92,6 +97,23 @@ public static class EngineShellBenchmark
         var elapsed = Stopwatch.GetElapsedTime(start);
         if (outcome.Status != ExecutionStatus.Succeeded || journal.Count < steps * 2 + 2)
             throw new InvalidOperationException($"the benchmark runbook did not succeed: {outcome}");
+        return elapsed;
+    }
+
+    /// <summary>The steps through the shell executor alone, one after another in one execution's shell: no runner, no events.</summary>
+    private static async Task<TimeSpan> TimeExecutorAsync(ShellStepExecutor executor, RunbookDefinition runbook)
+    {
+        var executionId = Guid.NewGuid();
+        var values = new StepTemplateValues(new Dictionary<string, string>(), new Dictionary<string, IReadOnlyDictionary<string, string>>());
+        var start = Stopwatch.GetTimestamp();
+        foreach (var step in runbook.Steps)
+        {
+            var result = await executor.ExecuteAsync(new StepContext(executionId, step, 1, false, values, (_, _) => ValueTask.CompletedTask), CancellationToken.None);
+            if (!result.Succeeded)
+                throw new InvalidOperationException($"step {step.Id} failed: {result.Error}");
+        }
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        await executor.ReleaseAsync(executionId);
         return elapsed;
     }
 

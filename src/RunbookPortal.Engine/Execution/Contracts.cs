@@ -123,6 +123,12 @@ public interface IStepExecutor
     /// work the step started, child processes included, before returning.
     /// </summary>
     Task<StepResult> ExecuteAsync(StepContext context, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The run (or rollback) of <paramref name="executionId"/> has ended: free what the executor keeps for it
+    /// between steps (a shell step's long-lived shell). Called once per run, whether or not the executor ran a step.
+    /// </summary>
+    ValueTask ReleaseAsync(Guid executionId) => ValueTask.CompletedTask;
 }
 
 /// <summary>Everything an executor needs for one attempt of one step.</summary>

@@ -50,6 +50,18 @@ public sealed class ExecutionRunner
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(journal);
         ArgumentNullException.ThrowIfNull(control);
+        try
+        {
+            return await RunStepsAsync(plan, journal, control, shutdown).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ReleaseAsync(plan.ExecutionId).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<ExecutionOutcome> RunStepsAsync(ExecutionPlan plan, IExecutionJournal journal, ExecutionControl control, CancellationToken shutdown)
+    {
         var run = new Run(plan, journal);
         await run.RecordAsync(new ExecutionStarted(plan.StartAt, plan.DryRun)).ConfigureAwait(false);
         if (plan.DryRun)
@@ -96,6 +108,18 @@ public sealed class ExecutionRunner
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(succeededStepIds);
         ArgumentNullException.ThrowIfNull(journal);
+        try
+        {
+            return await RollbackStepsAsync(plan, succeededStepIds, journal, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await ReleaseAsync(plan.ExecutionId).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<ExecutionOutcome> RollbackStepsAsync(ExecutionPlan plan, IReadOnlyList<string> succeededStepIds, IExecutionJournal journal, CancellationToken cancellationToken)
+    {
         var run = new Run(plan with { PriorSucceeded = succeededStepIds }, journal);
         var rollback = await RollBackAsync(run, "the operator asked to roll back the run", cancellationToken).ConfigureAwait(false);
         if (rollback.Interrupted)
@@ -103,6 +127,13 @@ public sealed class ExecutionRunner
         var status = rollback.Failed.Count > 0 ? ExecutionStatus.Failed : ExecutionStatus.Cancelled;
         var reason = rollback.Performed ? "rolled back at the operator's request" : "rolled back at the operator's request: no succeeded step has a rollback";
         return await run.FinishAsync(status, null, reason + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
+    }
+
+    /// <summary>Lets every executor free what it kept for the run.</summary>
+    private async Task ReleaseAsync(Guid executionId)
+    {
+        foreach (var executor in _executors.Values)
+            await executor.ReleaseAsync(executionId).ConfigureAwait(false);
     }
 
     private async Task<ExecutionOutcome> DryRunAsync(Run run)

@@ -218,7 +218,7 @@ public sealed class ShellStepTests : ScratchFolder
               timeout: 5s
               run: |
                 sleep 300 &
-                echo "child=$! shell=$$"
+                echo "child=$! shell=$BASHPID"
                 wait
             """);
 
@@ -251,7 +251,7 @@ public sealed class ShellStepTests : ScratchFolder
               action: shell
               run: |
                 sleep 300 &
-                echo "child=$! shell=$$"
+                echo "child=$! shell=$BASHPID"
                 wait
               rollback: { action: shell, run: echo "undo hang" }
             """);
@@ -283,7 +283,7 @@ public sealed class ShellStepTests : ScratchFolder
               action: shell
               run: |
                 sleep 300 &
-                echo "child=$! shell=$$"
+                echo "child=$! shell=$BASHPID"
                 wait
             """);
 
@@ -312,7 +312,7 @@ public sealed class ShellStepTests : ScratchFolder
               action: shell
               run: |
                 sleep 300 &
-                echo "child=$! shell=$$"
+                echo "child=$! shell=$BASHPID"
                 wait
             """);
 
@@ -336,7 +336,7 @@ public sealed class ShellStepTests : ScratchFolder
               action: shell
               run: |
                 sleep 300 &
-                echo "child=$! shell=$$"
+                echo "child=$! shell=$BASHPID"
             """);
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
@@ -357,6 +357,121 @@ public sealed class ShellStepTests : ScratchFolder
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         Assert.Equal("read to the end", log.Output("read"));
+    }
+
+    [Fact]
+    public async Task EachStep_StartsFromACleanShell_WhateverTheStepBeforeItChanged()
+    {
+        Directory.CreateDirectory(Path.Combine(Folder, "elsewhere"));
+        var (outcome, log) = await RunAsync("""
+            - id: meddle
+              action: shell
+              env: { ONLY_HERE: "meddle's own" }
+              run: |
+                export LEAKED=exported; PLAIN=assigned
+                cd elsewhere
+                umask 077
+                set +e +o pipefail -u
+                shopt -s nullglob
+                alias ll='ls -l'
+                helper() { echo "helper from meddle"; }
+                trap 'echo "exit trap of meddle"' EXIT
+                echo "meddle ran as $0 in $(basename "$PWD")"
+            - id: look
+              action: shell
+              run: |
+                echo "$0: [${LEAKED-}] [${PLAIN-}] [${ONLY_HERE-}] $(basename "$PWD") $(umask) $- $(shopt -p nullglob)"
+                type helper >/dev/null 2>&1 && echo "helper leaked" || echo "no helper"
+                set | grep -c '^__rbp' || true
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal("meddle ran as rbp-meddle in elsewhere\nexit trap of meddle", log.Output("meddle"));
+        var folder = Path.GetFileName(Folder);
+        var look = log.Output("look").Split('\n');
+        Assert.Equal($"rbp-look: [] [] [] {folder} 0022 ehBc shopt -u nullglob", look[0]);
+        Assert.Equal(["no helper", "0"], look[1..]);
+    }
+
+    [Fact]
+    public async Task AShellThatDies_FailsItsStep_AndTheNextStepGetsANewShell()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: kill-the-shell
+              action: shell
+              required: false
+              run: |
+                echo "shell=$$"
+                kill -9 $$
+                sleep 0.2
+                echo "the step itself went on"
+            - id: after
+              action: shell
+              run: echo "shell=$$"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var failed = Assert.Single(log.All<StepFailed>());
+        Assert.Equal("kill-the-shell", failed.StepId);
+        Assert.Contains("the shell of this execution exited", failed.Reason, StringComparison.Ordinal);
+        var first = log.Output("kill-the-shell").Split('\n')[0];
+        Assert.NotEqual(first, log.Output("after"));
+    }
+
+    [Fact]
+    public async Task ASyntaxError_FailsTheStepWithBashsMessage_AndTheNextStepStillRuns()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: unbalanced
+              action: shell
+              required: false
+              run: |
+                echo "never printed"
+                if true; then echo x
+            - id: fine
+              action: shell
+              run: echo fine
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var failed = Assert.Single(log.All<StepFailed>());
+        Assert.Equal(2, failed.ExitCode);
+        Assert.Contains("syntax error", log.Output("unbalanced", "stderr"), StringComparison.Ordinal);
+        Assert.Equal("", log.Output("unbalanced", "stdout"));
+        Assert.Equal("fine", log.Output("fine"));
+    }
+
+    [Fact]
+    public async Task ConcurrentExecutions_EachHaveTheirOwnShell_AndItEndsWithTheRun()
+    {
+        var runner = Engine.Runner(Folder);
+        var runbook = Engine.Runbook("""
+            - id: one
+              action: shell
+              run: echo "shell=$$ step=$BASHPID"
+            - id: two
+              action: shell
+              run: echo "shell=$$ step=$BASHPID"
+            """);
+        var logs = Enumerable.Range(0, 4).Select(_ => new EventLog()).ToArray();
+        var outcomes = await Task.WhenAll(logs.Select(async log =>
+        {
+            using var control = new ExecutionControl();
+            return await runner.RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None).WaitAsync(EventLog.Patience);
+        }));
+
+        Assert.All(outcomes, o => Assert.Equal(ExecutionStatus.Succeeded, o.Status));
+        var shells = logs.Select(log =>
+        {
+            var one = log.Output("one").Split(' ');
+            var two = log.Output("two").Split(' ');
+            Assert.Equal(one[0], two[0]); // one shell per execution …
+            Assert.NotEqual(one[1], two[1]); // … and a process per step
+            return int.Parse(one[0]["shell=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        }).ToList();
+        Assert.Equal(4, shells.Distinct().Count());
+        foreach (var shell in shells)
+            Assert.True(await Processes.WaitGoneAsync(shell), $"the shell {shell} outlived its execution");
     }
 
     private static (int Child, int Shell) Pids(StepOutput line)

@@ -64,6 +64,56 @@ internal static class ProcessTree
         }
     }
 
+    /// <summary>Kills every process of the process group <paramref name="groupId"/>. Never throws.</summary>
+    public static void KillGroup(int groupId)
+    {
+        if (groupId > 1 && !OperatingSystem.IsWindows())
+            _ = NativeKill(-groupId, SigKill);
+    }
+
+    /// <summary>The pids of <paramref name="parentId"/>'s children (Linux: from /proc); empty where that cannot be read.</summary>
+    public static IReadOnlyList<int> Children(int parentId)
+    {
+        var children = new List<int>();
+        try
+        {
+            var listed = $"/proc/{parentId}/task/{parentId}/children";
+            if (File.Exists(listed))
+            {
+                foreach (var part in File.ReadAllText(listed).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    if (int.TryParse(part, System.Globalization.CultureInfo.InvariantCulture, out var pid))
+                        children.Add(pid);
+                }
+                return children;
+            }
+            if (!Directory.Exists("/proc"))
+                return children;
+            foreach (var folder in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(folder), System.Globalization.CultureInfo.InvariantCulture, out var pid))
+                    continue;
+                try
+                {
+                    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
+                    var stat = File.ReadAllText(Path.Combine(folder, "stat"));
+                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    if (fields.Length > 1 && fields[1] == parentId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                        children.Add(pid);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // The process ended while we looked.
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // /proc is not readable here.
+        }
+        return children;
+    }
+
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int NativeKill(int pid, int signal);
 }

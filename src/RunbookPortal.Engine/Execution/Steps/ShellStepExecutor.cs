@@ -1,6 +1,4 @@
-using System.Diagnostics;
-using System.Runtime.ExceptionServices;
-using System.Text;
+using System.Collections.Concurrent;
 using RunbookPortal.Engine.Runbooks;
 
 namespace RunbookPortal.Engine.Execution.Steps;
@@ -8,7 +6,7 @@ namespace RunbookPortal.Engine.Execution.Steps;
 /// <summary>How this node runs <c>shell</c> steps.</summary>
 public sealed record ShellOptions
 {
-    /// <summary>The shell; it is run as <c>bash -e -o pipefail -c &lt;script&gt;</c>.</summary>
+    /// <summary>The shell (bash): one per execution, which forks a subshell for each step.</summary>
     public string Shell { get; init; } = "bash";
 
     /// <summary>
@@ -33,24 +31,26 @@ public sealed record ShellOptions
 }
 
 /// <summary>
-/// Runs a <c>shell</c> step: <c>bash -e -o pipefail -c &lt;script&gt;</c> in a process group of its own.
+/// Runs a <c>shell</c> step as <c>set -e -o pipefail</c> bash, in a process of its own that leads its own process group.
 /// <list type="bullet">
+/// <item>Each execution has one long-lived bash (<see cref="ShellHost"/>); each step is a forked subshell of it with
+/// the step's environment and working directory, so a step costs a fork, not a bash start-up, and steps still
+/// share nothing: a step cannot change the shell later steps are forked from.</item>
 /// <item>Templates in <c>run</c> are never pasted into the script: each parameter is the environment variable
 /// <c>RBP_PARAM_&lt;NAME&gt;</c>, each earlier output <c>RBP_STEP_&lt;ID&gt;_&lt;NAME&gt;</c> (upper case, '-' as '_'),
 /// and a template is replaced by a quoted reference to it (see <see cref="ShellQuoting"/>).</item>
 /// <item>The step's <c>env</c> values are rendered as plain text into their variables.</item>
-/// <item>stdout and stderr are read at once and streamed line by line; all of it is read to the end, only the
-/// first <see cref="StepContext.MaxOutputBytes"/> is kept.</item>
-/// <item>On timeout or cancel the whole process group is killed; so are processes still running when bash
-/// exits: a step's processes do not outlive it.</item>
+/// <item>stdout and stderr are read at once and streamed line by line; only the first
+/// <see cref="StepContext.MaxOutputBytes"/> is kept.</item>
+/// <item>On timeout or cancel the step's whole process group is killed; so are processes still running when the
+/// step's script ends: a step's processes do not outlive it.</item>
 /// </list>
+/// <see cref="ReleaseAsync"/> ends an execution's shell when the run ends.
 /// </summary>
-public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor
+public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAsyncDisposable
 {
-    /// <summary>How long to keep reading output after the step's processes are gone (a process outside the group may hold the pipes).</summary>
-    private static readonly TimeSpan DrainGrace = TimeSpan.FromSeconds(5);
-
-    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+    private readonly ConcurrentDictionary<Guid, ShellHost> _hosts = new();
+    private readonly Lock _startLock = new();
 
     public string Action => StepActions.Shell;
 
@@ -69,6 +69,7 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor
             workingDirectory = WorkingDirectory(context, shell);
             foreach (var (name, value) in shell.Env)
                 variables.TryAdd(name, context.Values.Render(value));
+            CheckVariables(variables);
         }
         catch (StepTemplateException ex)
         {
@@ -77,96 +78,74 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor
         if (!Directory.Exists(workingDirectory))
             return new StepResult(false, "", Error: $"the working directory {workingDirectory} does not exist");
 
-        var start = ProcessTree.StartInfo(options.Shell, ["-e", "-o", "pipefail", "-c", script, "rbp-" + context.Step.Id]);
-        start.WorkingDirectory = workingDirectory;
-        start.RedirectStandardInput = true;
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        start.StandardOutputEncoding = Utf8;
-        start.StandardErrorEncoding = Utf8;
-        SetEnvironment(start, variables);
-
-        using var process = new Process { StartInfo = start };
+        ShellHost host;
         try
         {
-            process.Start();
+            host = HostFor(context.ExecutionId);
         }
         catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException)
         {
             return new StepResult(false, "", Error: $"could not start {options.Shell}: {ex.Message}");
         }
-        process.StandardInput.Close(); // a step reads no input: it gets end-of-file, not the portal's stdin
 
         var captured = new CappedLines(context.MaxOutputBytes);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        ExceptionDispatchInfo? outputFailure = null;
-        async Task PumpAsync(StreamReader reader, string stream)
-        {
-            var splitter = new LineSplitter();
-            var lines = new List<string>();
-            var buffer = new char[4096];
-            try
+        var outcome = await host.RunAsync(
+            new ShellRequest("rbp-" + context.Step.Id, workingDirectory, variables, script),
+            (stream, line) =>
             {
-                while (true)
-                {
-                    var read = await reader.ReadAsync(buffer.AsMemory(), CancellationToken.None).ConfigureAwait(false);
-                    if (read == 0)
-                    {
-                        if (splitter.Flush() is { } last)
-                            lines.Add(last);
-                    }
-                    else
-                    {
-                        splitter.Append(buffer.AsSpan(0, read), lines);
-                    }
-                    foreach (var line in lines)
-                    {
-                        captured.Add(line);
-                        if (outputFailure is null)
-                            await context.WriteOutputAsync(stream, line).ConfigureAwait(false);
-                    }
-                    lines.Clear();
-                    if (read == 0)
-                        return;
-                }
-            }
-            catch (Exception ex) when (ex is ObjectDisposedException or IOException or OperationCanceledException && outputFailure is null && stop.IsCancellationRequested)
-            {
-                // The pipe was closed under us after the step ended.
-            }
-            catch (Exception ex)
-            {
-                // Recording the output failed (the journal): stop the step, then report it.
-                outputFailure ??= ExceptionDispatchInfo.Capture(ex);
-                await stop.CancelAsync().ConfigureAwait(false);
-            }
-        }
-        var pumps = Task.WhenAll(PumpAsync(process.StandardOutput, "stdout"), PumpAsync(process.StandardError, "stderr"));
+                captured.Add(line);
+                return context.WriteOutputAsync(stream, line);
+            },
+            cancellationToken).ConfigureAwait(false);
 
-        var stopped = false;
-        try
-        {
-            await process.WaitForExitAsync(stop.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            stopped = true;
-            ProcessTree.Kill(process);
-            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-        }
-        ProcessTree.Kill(process); // whatever the script left running in the background
-        var drained = pumps.IsCompleted || await Task.WhenAny(pumps, Task.Delay(DrainGrace, CancellationToken.None)).ConfigureAwait(false) == pumps;
-        await stop.CancelAsync().ConfigureAwait(false);
-
-        outputFailure?.Throw();
-        var exitCode = process.ExitCode;
         var output = captured.ToString();
-        string? error = null;
-        if (!drained)
-            error = "a process outside the step's process group kept its output open; the rest of the output was not read";
-        if (stopped)
-            return new StepResult(false, output, exitCode, error ?? "the step was stopped");
-        return new StepResult(exitCode == 0 && error is null, output, exitCode, error);
+        if (outcome.Stopped)
+            return new StepResult(false, output, outcome.ExitCode, outcome.Error ?? "the step was stopped");
+        return new StepResult(outcome.ExitCode == 0 && outcome.Error is null, output, outcome.ExitCode, outcome.Error);
+    }
+
+    /// <summary>Ends the shell of <paramref name="executionId"/>, if it has one.</summary>
+    public async ValueTask ReleaseAsync(Guid executionId)
+    {
+        if (_hosts.TryRemove(executionId, out var host))
+            await host.DisposeAsync().ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var executionId in _hosts.Keys)
+            await ReleaseAsync(executionId).ConfigureAwait(false);
+    }
+
+    /// <summary>The execution's shell; a new one when it has none or its shell died.</summary>
+    private ShellHost HostFor(Guid executionId)
+    {
+        if (_hosts.TryGetValue(executionId, out var host) && !host.Broken)
+            return host;
+        lock (_startLock)
+        {
+            if (_hosts.TryGetValue(executionId, out host))
+            {
+                if (!host.Broken)
+                    return host;
+                _ = host.DisposeAsync().AsTask();
+            }
+            host = ShellHost.Start(options.Shell, BaseEnvironment());
+            _hosts[executionId] = host;
+            return host;
+        }
+    }
+
+    /// <summary>Names bash can export, and values an environment can hold.</summary>
+    private static void CheckVariables(Dictionary<string, string> variables)
+    {
+        foreach (var (name, value) in variables)
+        {
+            if (name.Length == 0 || !(char.IsAsciiLetter(name[0]) || name[0] == '_') || !name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_'))
+                throw new StepTemplateException($"'{name}' cannot be an environment variable name: use letters, digits and '_', not starting with a digit");
+            if (value.Contains('\0', StringComparison.Ordinal))
+                throw new StepTemplateException($"the value of {name} contains a NUL character, which an environment variable cannot hold");
+        }
     }
 
     /// <summary>RBP_PARAM_* and RBP_STEP_*_* for every value, and the variable each template refers to.</summary>
@@ -230,22 +209,25 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor
             : Path.GetFullPath(Path.Combine(root, context.Values.Render(shell.WorkingDirectory)));
     }
 
-    private void SetEnvironment(ProcessStartInfo start, Dictionary<string, string> variables)
+    /// <summary>What every step of this node starts from: the passed-through variables (or all), then the configured ones.</summary>
+    private Dictionary<string, string> BaseEnvironment()
     {
-        if (!options.InheritEnvironment)
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (options.InheritEnvironment)
         {
-            var kept = ShellOptions.PassedThrough
-                .Select(name => (name, value: System.Environment.GetEnvironmentVariable(name)))
-                .Where(v => v.value is not null)
-                .ToList();
-            start.Environment.Clear();
-            foreach (var (name, value) in kept)
-                start.Environment[name] = value;
+            foreach (System.Collections.DictionaryEntry entry in System.Environment.GetEnvironmentVariables())
+                environment[(string)entry.Key] = (string?)entry.Value ?? "";
+        }
+        else
+        {
+            foreach (var name in ShellOptions.PassedThrough)
+            {
+                if (System.Environment.GetEnvironmentVariable(name) is { } value)
+                    environment[name] = value;
+            }
         }
         foreach (var (name, value) in options.Environment)
-            start.Environment[name] = value;
-        // Last, so that the variables templates refer to hold what the templates mean.
-        foreach (var (name, value) in variables)
-            start.Environment[name] = value;
+            environment[name] = value;
+        return environment;
     }
 }

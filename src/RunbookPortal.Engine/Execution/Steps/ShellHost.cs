@@ -1,0 +1,347 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace RunbookPortal.Engine.Execution.Steps;
+
+/// <summary>What one shell step asks of the execution's shell.</summary>
+internal sealed record ShellRequest(string Name, string WorkingDirectory, IReadOnlyDictionary<string, string> Variables, string Script);
+
+/// <summary>How a shell step ended: the exit code (null when the shell could not say) and whether it was stopped.</summary>
+internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
+
+/// <summary>
+/// One bash process per execution that runs the execution's shell steps, one at a time, each in a <b>forked
+/// subshell</b> — its own process, process group, environment and working directory — so that a step costs a
+/// fork of an already started shell instead of starting bash again (bash start-up is most of the cost of a
+/// short step). A step cannot change what later steps start from: it runs in a copy of the shell.
+/// <para>
+/// The protocol: the shell reads requests from its stdin as NUL-terminated fields (name, working directory —
+/// empty when unchanged —, variable count, name/value pairs, script). It pastes the script — author text, in
+/// which templates are already variable references (<see cref="ShellQuoting"/>) — into
+/// <c>( prepare; set -e -o pipefail; script )</c>, started as a background job under job control, so the subshell
+/// leads a process group of its own; variable values are only ever assigned by <c>export "$name=$value"</c>, never
+/// parsed. The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills what is left of its process group and prints
+/// <c>&lt;nonce&gt; end &lt;code&gt;</c> on stdout and on stderr, so the reader knows that both streams of the step
+/// are complete. The nonce is random per shell and removed from the step's variables.
+/// </para>
+/// <para>
+/// Inside a step <c>$$</c> is the execution's shell; <c>$BASHPID</c> is the step's own process (and group) id.
+/// </para>
+/// </summary>
+internal sealed class ShellHost : IAsyncDisposable
+{
+    /// <summary>The shell's program. Variables and functions of its own start with <c>__rbp_</c> and are removed in each step.</summary>
+    private const string Program = """
+        set -m
+        exec 3>&2 4</dev/null 2>/dev/null
+        IFS= read -r -d '' __rbp_nonce || exit 0
+        __rbp_prepare() {
+          exec 3>&- 4<&-
+          set +m
+          for ((__rbp_i = 0; __rbp_i < __rbp_count; __rbp_i++)); do
+            export "${__rbp_names[__rbp_i]}=${__rbp_values[__rbp_i]}"
+          done
+          BASH_ARGV0=$__rbp_name
+          unset -v __rbp_nonce __rbp_name __rbp_dir __rbp_count __rbp_names __rbp_values __rbp_script __rbp_pid __rbp_code __rbp_i BASH_EXECUTION_STRING
+          unset -f __rbp_prepare
+        }
+        while IFS= read -r -d '' __rbp_name && IFS= read -r -d '' __rbp_dir && IFS= read -r -d '' __rbp_count; do
+          for ((__rbp_i = 0; __rbp_i < __rbp_count; __rbp_i++)); do
+            IFS= read -r -d '' '__rbp_names[__rbp_i]'
+            IFS= read -r -d '' '__rbp_values[__rbp_i]'
+          done
+          IFS= read -r -d '' __rbp_script
+          __rbp_pid=
+          if cd -- "${__rbp_dir:-$PWD}" 2>&3; then
+            eval "( __rbp_prepare; set -e -o pipefail; ${__rbp_script}
+        ) <&4 & __rbp_pid=\$!" 2>&3
+            __rbp_code=$?
+          else
+            __rbp_code=1
+          fi
+          if [[ -n $__rbp_pid ]]; then
+            wait "$__rbp_pid"
+            __rbp_code=$?
+            kill -9 -- "-$__rbp_pid"
+          fi
+          printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code"
+          printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code" >&3
+        done
+        """;
+
+    /// <summary>How long a stopped step's shell may take to report its end before the whole shell is killed.</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often a stop looks again for the step to kill.</summary>
+    private static readonly TimeSpan KillRetry = TimeSpan.FromMilliseconds(20);
+
+    private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    private readonly Process _process;
+    private readonly string _nonce = "rbp-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    private readonly Task _pumps;
+    private readonly Task _exited;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private volatile StepRun? _current;
+    private volatile bool _killed;
+    private bool _nonceSent;
+    private string? _directory;
+
+    private ShellHost(Process process)
+    {
+        _process = process;
+        _exited = process.WaitForExitAsync();
+        _pumps = Task.WhenAll(PumpAsync(process.StandardOutput, "stdout"), PumpAsync(process.StandardError, "stderr"));
+    }
+
+    /// <summary>Whether the shell has exited or was killed; the executor then starts a new one.</summary>
+    public bool Broken => _killed || _exited.IsCompleted || _pumps.IsCompleted;
+
+    /// <summary>Starts bash in a session of its own, with the environment every step starts from.</summary>
+    public static ShellHost Start(string shell, IEnumerable<KeyValuePair<string, string>> environment)
+    {
+        var start = ProcessTree.StartInfo(shell, ["--noprofile", "--norc", "-c", Program, "rbp-shell"]);
+        start.RedirectStandardInput = true;
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.StandardInputEncoding = Utf8;
+        start.StandardOutputEncoding = Utf8;
+        start.StandardErrorEncoding = Utf8;
+        start.Environment.Clear();
+        foreach (var (name, value) in environment)
+            start.Environment[name] = value;
+        var process = new Process { StartInfo = start };
+        process.Start();
+        return new ShellHost(process);
+    }
+
+    /// <summary>
+    /// Runs one step; <paramref name="output"/> gets its lines as they come. Cancellation kills the step's process
+    /// group and answers once the shell has reported the step's end.
+    /// </summary>
+    public async Task<ShellOutcome> RunAsync(ShellRequest request, Func<string, string, ValueTask> output, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            if (Broken)
+                return new ShellOutcome(null, false, "the shell of this execution has exited");
+            var run = new StepRun(output);
+            _current = run;
+            try
+            {
+                await WriteRequestAsync(request).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                _current = null;
+                return new ShellOutcome(null, false, "the shell of this execution has exited: " + ex.Message);
+            }
+
+            var stopped = false;
+            using (cancellationToken.Register(run.Stop))
+            {
+                var first = await Task.WhenAny(run.Ended, run.Stopping, _exited).ConfigureAwait(false);
+                if (first == run.Stopping && !run.Ended.IsCompleted)
+                {
+                    stopped = true;
+                    await KillStepAsync(run).ConfigureAwait(false);
+                }
+                else if (first == _exited && !run.Ended.IsCompleted)
+                {
+                    // What the shell wrote before it died may still be in the pipes.
+                    await Task.WhenAny(run.Ended, _pumps, Task.Delay(StopGrace)).ConfigureAwait(false);
+                }
+            }
+            _current = null;
+            if (run.OutputFailure is { } failure)
+            {
+                if (!run.Ended.IsCompleted)
+                    KillEverything();
+                failure.Throw();
+            }
+            if (!run.Ended.IsCompleted)
+            {
+                _directory = null;
+                KillEverything();
+                return new ShellOutcome(null, stopped, "the shell of this execution exited during the step");
+            }
+            if (run.Ended.Result != 0)
+                _directory = null; // the shell may not have changed to it: name it again next time
+            return new ShellOutcome(run.Ended.Result, stopped, null);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task WriteRequestAsync(ShellRequest request)
+    {
+        var text = new StringBuilder(request.Script.Length + 256);
+        void Field(string value) => text.Append(value).Append('\0');
+        if (!_nonceSent)
+        {
+            Field(_nonce);
+            _nonceSent = true;
+        }
+        Field(request.Name);
+        Field(request.WorkingDirectory == _directory ? "" : request.WorkingDirectory);
+        _directory = request.WorkingDirectory;
+        Field(request.Variables.Count.ToString(CultureInfo.InvariantCulture));
+        foreach (var (name, value) in request.Variables)
+        {
+            Field(name);
+            Field(value);
+        }
+        Field(request.Script);
+        await _process.StandardInput.WriteAsync(text.ToString()).ConfigureAwait(false);
+        await _process.StandardInput.FlushAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Kills the step's process group — the shell's child, whose pid is its group id — and waits for the shell to
+    /// report the end. The request may not have reached the shell yet, so this repeats until the end is reported;
+    /// a shell that does not answer in time is left to the caller to kill.
+    /// </summary>
+    private async Task KillStepAsync(StepRun run)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (!run.Ended.IsCompleted && !_exited.IsCompleted && Stopwatch.GetElapsedTime(started) < StopGrace)
+        {
+            foreach (var child in ProcessTree.Children(_process.Id))
+                ProcessTree.KillGroup(child);
+            await Task.WhenAny(run.Ended, _exited, Task.Delay(KillRetry)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The shell no longer answers: kill the running step and the shell; the next step gets a new shell.</summary>
+    private void KillEverything()
+    {
+        _killed = true;
+        try
+        {
+            foreach (var child in ProcessTree.Children(_process.Id))
+                ProcessTree.KillGroup(child);
+        }
+        catch (InvalidOperationException)
+        {
+            // The shell has gone.
+        }
+        ProcessTree.Kill(_process);
+    }
+
+    private async Task PumpAsync(StreamReader reader, string stream)
+    {
+        var splitter = new LineSplitter();
+        var lines = new List<string>();
+        var buffer = new char[8192];
+        try
+        {
+            while (true)
+            {
+                var read = await reader.ReadAsync(buffer.AsMemory(), CancellationToken.None).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    if (splitter.Flush() is { } last)
+                        await LineAsync(stream, last).ConfigureAwait(false);
+                    return;
+                }
+                splitter.Append(buffer.AsSpan(0, read), lines);
+                foreach (var line in lines)
+                    await LineAsync(stream, line).ConfigureAwait(false);
+                lines.Clear();
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            // The shell is gone.
+        }
+    }
+
+    private async ValueTask LineAsync(string stream, string line)
+    {
+        var run = _current;
+        var marker = line.IndexOf(_nonce, StringComparison.Ordinal);
+        if (marker < 0)
+        {
+            if (run is not null)
+                await run.OutputAsync(stream, line).ConfigureAwait(false);
+            return;
+        }
+        if (marker > 0 && run is not null)
+            await run.OutputAsync(stream, line[..marker]).ConfigureAwait(false); // the step's last line had no newline
+        var control = line[(marker + _nonce.Length)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (run is null || control.Length != 2 || !int.TryParse(control[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var number))
+            return;
+        if (control[0] == "end")
+            run.StreamEnded(stream, number);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            _process.StandardInput.Close(); // the loop reads end-of-file and the shell exits
+        }
+        catch (IOException)
+        {
+        }
+        if (await Task.WhenAny(_exited, Task.Delay(StopGrace)).ConfigureAwait(false) != _exited)
+            ProcessTree.Kill(_process);
+        _process.Dispose();
+        _gate.Dispose();
+    }
+
+    /// <summary>The state of the step that runs now, fed by both pumps.</summary>
+    private sealed class StepRun
+    {
+        private readonly Func<string, string, ValueTask> _output;
+        private readonly TaskCompletionSource<int> _stdoutEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<int> _stderrEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _stopping = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public StepRun(Func<string, string, ValueTask> output)
+        {
+            _output = output;
+            Ended = EndAsync();
+        }
+
+        public Task Stopping => _stopping.Task;
+
+        /// <summary>The exit code, once both streams carried the end marker (so all of the step's output was read).</summary>
+        public Task<int> Ended { get; }
+
+        public ExceptionDispatchInfo? OutputFailure { get; private set; }
+
+        public void Stop() => _stopping.TrySetResult();
+
+        public void StreamEnded(string stream, int code) => (stream == "stdout" ? _stdoutEnd : _stderrEnd).TrySetResult(code);
+
+        public async ValueTask OutputAsync(string stream, string line)
+        {
+            if (OutputFailure is not null)
+                return;
+            try
+            {
+                await _output(stream, line).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // Recording the output failed (the journal): stop the step, then report it.
+                OutputFailure = ExceptionDispatchInfo.Capture(ex);
+                Stop();
+            }
+        }
+
+        private async Task<int> EndAsync()
+        {
+            var code = await _stdoutEnd.Task.ConfigureAwait(false);
+            await _stderrEnd.Task.ConfigureAwait(false);
+            return code;
+        }
+    }
+}
