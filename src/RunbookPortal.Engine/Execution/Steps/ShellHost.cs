@@ -67,8 +67,8 @@ internal sealed class ShellHost : IAsyncDisposable
             __rbp_code=$?
             kill -9 -- "-$__rbp_pid"
           fi
-          printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code"
           printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code" >&3
+          printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code"
         done
         """;
 
