@@ -6,8 +6,13 @@ using System.Text;
 
 namespace RunbookPortal.Engine.Execution.Steps;
 
-/// <summary>What one shell step asks of the execution's shell.</summary>
-internal sealed record ShellRequest(string Name, string WorkingDirectory, IReadOnlyDictionary<string, string> Variables, string Script);
+/// <summary>
+/// What one shell step asks of the execution's shell. <paramref name="Shared"/> are the variables every step of the
+/// execution sees (parameters and outputs, all named <c>RBP_…</c>): the shell keeps them, and only what changed since
+/// the last step is sent. <paramref name="Own"/> are the step's <c>env</c>, set in its subshell only.
+/// </summary>
+internal sealed record ShellRequest(
+    string Name, string WorkingDirectory, IReadOnlyDictionary<string, string> Shared, IReadOnlyDictionary<string, string> Own, string Script);
 
 /// <summary>How a shell step ended: the exit code (null when the shell could not say) and whether it was stopped.</summary>
 internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
@@ -18,12 +23,12 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// fork of an already started shell instead of starting bash again (bash start-up is most of the cost of a
 /// short step). A step cannot change what later steps start from: it runs in a copy of the shell.
 /// <para>
-/// The protocol: the shell reads requests from its stdin as NUL-terminated fields (name, working directory —
-/// empty when unchanged —, variable count, name/value pairs, script). It pastes the script — author text, in
-/// which templates are already variable references (<see cref="ShellQuoting"/>) — into
-/// <c>( prepare; set -e -o pipefail; script )</c>, started as a background job under job control, so the subshell
-/// leads a process group of its own; variable values are only ever assigned by <c>export "$name=$value"</c>, never
-/// parsed. The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills what is left of its process group and prints
+/// The protocol: the shell reads requests from its stdin as NUL-terminated fields (see
+/// <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. It pastes the script — author
+/// text, in which templates are already variable references (<see cref="ShellQuoting"/>) — into
+/// <c>( set -e -o pipefail; …; script )</c>, started as a background job under job control, so the subshell leads a
+/// process group of its own; variable values are only ever assigned by <c>export "$name=$value"</c>, never parsed.
+/// The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills what is left of its process group and prints
 /// <c>&lt;nonce&gt; end &lt;code&gt;</c> on stdout and on stderr, so the reader knows that both streams of the step
 /// are complete. The nonce is random per shell and removed from the step's variables.
 /// </para>
@@ -38,30 +43,38 @@ internal sealed class ShellHost : IAsyncDisposable
         set -m
         exec 3>&2 4</dev/null 2>/dev/null
         IFS= read -r -d '' __rbp_nonce || exit 0
-        __rbp_prepare() {
-          exec 3>&- 4<&-
-          set +m
-          for ((__rbp_i = 0; __rbp_i < __rbp_count; __rbp_i++)); do
-            export "${__rbp_names[__rbp_i]}=${__rbp_values[__rbp_i]}"
+        __rbp_own_env() {
+          local __rbp_i
+          for ((__rbp_i = 0; __rbp_i < ${#__rbp_own[@]}; __rbp_i += 2)); do
+            export "${__rbp_own[__rbp_i]}=${__rbp_own[__rbp_i + 1]}"
           done
-          BASH_ARGV0=$__rbp_name
-          unset -v __rbp_nonce __rbp_name __rbp_dir __rbp_count __rbp_names __rbp_values __rbp_script __rbp_pid __rbp_code __rbp_i BASH_EXECUTION_STRING
-          unset -f __rbp_prepare
         }
-        while IFS= read -r -d '' __rbp_name && IFS= read -r -d '' __rbp_dir && IFS= read -r -d '' __rbp_count; do
-          for ((__rbp_i = 0; __rbp_i < __rbp_count; __rbp_i++)); do
-            IFS= read -r -d '' '__rbp_names[__rbp_i]'
-            IFS= read -r -d '' '__rbp_values[__rbp_i]'
-          done
-          IFS= read -r -d '' __rbp_script
-          __rbp_pid=
-          if cd -- "${__rbp_dir:-$PWD}" 2>&3; then
-            eval "( __rbp_prepare; set -e -o pipefail; ${__rbp_script}
-        ) <&4 & __rbp_pid=\$!" 2>&3
-            __rbp_code=$?
-          else
-            __rbp_code=1
+        while IFS= read -r -d '' __rbp_head; do
+          __rbp_own=() __rbp_pid= __rbp_code=1
+          if [[ -n $__rbp_head ]]; then
+            __rbp_counts=($__rbp_head)
+            for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do
+              IFS= read -r -d '' __rbp_name
+              IFS= read -r -d '' __rbp_value
+              export "$__rbp_name=$__rbp_value"
+            done
+            for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do
+              IFS= read -r -d '' __rbp_name
+              unset -v "$__rbp_name"
+            done
+            for ((__rbp_i = 0; __rbp_i < __rbp_counts[2] * 2; __rbp_i++)); do
+              IFS= read -r -d '' '__rbp_own[__rbp_i]'
+            done
+            __rbp_value= __rbp_dir=$PWD
+            ((__rbp_counts[3] == 0)) || IFS= read -r -d '' __rbp_dir
           fi
+          IFS= read -r -d '' __rbp_script
+          if cd -- "${__rbp_dir:-$PWD}" 2>&3; then
+            eval "( set +m -e -o pipefail; ${__rbp_own[0]+__rbp_own_env;} unset -v __rbp_nonce __rbp_head __rbp_counts __rbp_i __rbp_name __rbp_value __rbp_own __rbp_dir __rbp_script __rbp_pid __rbp_code BASH_EXECUTION_STRING; unset -f __rbp_own_env; ${__rbp_script}
+        ) <&4 3>&- 4<&- & __rbp_pid=\$!" 2>&3
+            __rbp_code=$?
+          fi
+          __rbp_dir=
           if [[ -n $__rbp_pid ]]; then
             wait "$__rbp_pid"
             __rbp_code=$?
@@ -89,6 +102,9 @@ internal sealed class ShellHost : IAsyncDisposable
     private volatile bool _killed;
     private bool _nonceSent;
     private string? _directory;
+
+    /// <summary>The shared variables the shell holds now.</summary>
+    private readonly Dictionary<string, string> _shared = new(StringComparer.Ordinal);
 
     private ShellHost(Process process)
     {
@@ -181,22 +197,47 @@ internal sealed class ShellHost : IAsyncDisposable
 
     private async Task WriteRequestAsync(ShellRequest request)
     {
-        var text = new StringBuilder(request.Script.Length + 256);
+        // Fields end with NUL: a head "<set> <unset> <own> <directory?>" — empty when nothing but the script is
+        // sent —, the shared variables that changed, those that went away, the step's own, the directory when it
+        // changed, then the script, led by the step's name as $0.
+        var set = request.Shared.Where(v => !_shared.TryGetValue(v.Key, out var known) || known != v.Value).ToList();
+        var unset = _shared.Keys.Where(name => !request.Shared.ContainsKey(name)).ToList();
+        var directory = request.WorkingDirectory == _directory ? null : request.WorkingDirectory;
+        var text = new StringBuilder(request.Script.Length + 64);
         void Field(string value) => text.Append(value).Append('\0');
         if (!_nonceSent)
         {
             Field(_nonce);
             _nonceSent = true;
         }
-        Field(request.Name);
-        Field(request.WorkingDirectory == _directory ? "" : request.WorkingDirectory);
-        _directory = request.WorkingDirectory;
-        Field(request.Variables.Count.ToString(CultureInfo.InvariantCulture));
-        foreach (var (name, value) in request.Variables)
+        if (set.Count == 0 && unset.Count == 0 && request.Own.Count == 0 && directory is null)
         {
-            Field(name);
-            Field(value);
+            Field("");
         }
+        else
+        {
+            Field(string.Create(CultureInfo.InvariantCulture, $"{set.Count} {unset.Count} {request.Own.Count} {(directory is null ? 0 : 1)}"));
+            foreach (var (name, value) in set)
+            {
+                Field(name);
+                Field(value);
+                _shared[name] = value;
+            }
+            foreach (var name in unset)
+            {
+                Field(name);
+                _shared.Remove(name);
+            }
+            foreach (var (name, value) in request.Own)
+            {
+                Field(name);
+                Field(value);
+            }
+            if (directory is not null)
+                Field(directory);
+        }
+        _directory = request.WorkingDirectory;
+        text.Append("BASH_ARGV0=").Append(ShellQuoting.Quote(request.Name)).Append("; ");
         Field(request.Script);
         await _process.StandardInput.WriteAsync(text.ToString()).ConfigureAwait(false);
         await _process.StandardInput.FlushAsync().ConfigureAwait(false);

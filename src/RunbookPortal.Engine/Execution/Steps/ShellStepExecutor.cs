@@ -61,15 +61,20 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
 
         string script;
         string workingDirectory;
-        Dictionary<string, string> variables;
+        Dictionary<string, string> shared;
+        var own = new Dictionary<string, string>(StringComparer.Ordinal);
         try
         {
-            variables = TemplateVariables(context.Values, out var variableFor);
+            shared = TemplateVariables(context.Values, out var variableFor);
             script = ShellQuoting.RenderScript(shell.Run, variableFor);
             workingDirectory = WorkingDirectory(context, shell);
             foreach (var (name, value) in shell.Env)
-                variables.TryAdd(name, context.Values.Render(value));
-            CheckVariables(variables);
+            {
+                if (!shared.ContainsKey(name)) // a template means what it says: its variable is not overridden
+                    own[name] = context.Values.Render(value);
+            }
+            CheckVariables(shared);
+            CheckVariables(own);
         }
         catch (StepTemplateException ex)
         {
@@ -90,7 +95,7 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
 
         var captured = new CappedLines(context.MaxOutputBytes);
         var outcome = await host.RunAsync(
-            new ShellRequest("rbp-" + context.Step.Id, workingDirectory, variables, script),
+            new ShellRequest("rbp-" + context.Step.Id, workingDirectory, shared, own, script),
             (stream, line) =>
             {
                 captured.Add(line);
