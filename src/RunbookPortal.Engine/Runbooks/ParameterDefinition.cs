@@ -32,6 +32,8 @@ public sealed record ParameterDefinition(
     public string? CheckValue(string value)
     {
         ArgumentNullException.ThrowIfNull(value);
+        if (value.Contains('\0', StringComparison.Ordinal))
+            return "contains a NUL character, which no step can be given";
         switch (Type)
         {
             case ParameterType.Int:

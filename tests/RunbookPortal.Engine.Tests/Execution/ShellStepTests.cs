@@ -474,6 +474,39 @@ public sealed class ShellStepTests : ScratchFolder
             Assert.True(await Processes.WaitGoneAsync(shell), $"the shell {shell} outlived its execution");
     }
 
+    [Fact]
+    public async Task ANulCharacter_NeverReachesTheShell_InOutputItBecomesAReplacementCharacter()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: print-nul
+              action: shell
+              run: printf 'id=a\0b\n'
+              outputs: { id: 'id=(\S+)' }
+            - id: use-it
+              action: shell
+              run: echo "got {{ steps.print-nul.outputs.id }}"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal("id=a\uFFFDb", log.Output("print-nul"));
+        Assert.Equal("got a\uFFFDb", log.Output("use-it"));
+    }
+
+    [Fact]
+    public async Task ANulCharacterInAValue_FailsTheStepWithAClearReason_WithoutRunningIt()
+    {
+        var marker = Marker();
+        var (outcome, log) = await RunAsync($"""
+            - id: nul-value
+              action: shell
+              run: touch {marker}
+            """, "name: { type: string }", new Dictionary<string, string> { ["name"] = "a\0b" });
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Contains("NUL character", Assert.Single(log.All<StepFailed>()).Reason, StringComparison.Ordinal);
+        Assert.False(File.Exists(marker));
+    }
+
     private static (int Child, int Shell) Pids(StepOutput line)
     {
         var parts = line.Text.Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();

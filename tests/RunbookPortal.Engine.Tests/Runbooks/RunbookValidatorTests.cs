@@ -211,6 +211,17 @@ public sealed class RunbookValidatorTests
         Assert.Null(parameter.CheckValue("4"));
     }
 
+    [Theory]
+    [InlineData(ParameterType.String)]
+    [InlineData(ParameterType.Secret)]
+    public void CheckValue_RefusesANulCharacter_WhichNoStepCanBeGiven(ParameterType type)
+    {
+        var parameter = new ParameterDefinition("p", type, true, null, null, null, null, null, null);
+
+        Assert.Equal("contains a NUL character, which no step can be given", parameter.CheckValue("a\0b"));
+        Assert.Null(parameter.CheckValue("a b"));
+    }
+
     [Fact]
     public void CheckValue_NeverRepeatsASecretsValue()
     {

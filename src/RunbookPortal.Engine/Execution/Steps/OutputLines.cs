@@ -3,7 +3,8 @@ using System.Text;
 namespace RunbookPortal.Engine.Execution.Steps;
 
 /// <summary>
-/// Cuts streamed text into lines: <c>\n</c> ends a line, a <c>\r</c> before it is dropped, and a line longer than
+/// Cuts streamed text into lines: <c>\n</c> ends a line, a <c>\r</c> before it is dropped, a NUL character becomes
+/// U+FFFD (no database stores it in text, no environment variable can hold it), and a line longer than
 /// <see cref="MaxLineChars"/> is cut into pieces so one endless line cannot fill the memory.
 /// </summary>
 internal sealed class LineSplitter
@@ -23,8 +24,7 @@ internal sealed class LineSplitter
             if (take > room)
             {
                 _line.Append(chars[..room]);
-                lines.Add(_line.ToString());
-                _line.Clear();
+                lines.Add(Line());
                 chars = chars[room..];
                 continue;
             }
@@ -33,8 +33,7 @@ internal sealed class LineSplitter
                 return;
             if (_line.Length > 0 && _line[^1] == '\r')
                 _line.Length--;
-            lines.Add(_line.ToString());
-            _line.Clear();
+            lines.Add(Line());
             chars = chars[(newline + 1)..];
         }
     }
@@ -42,11 +41,14 @@ internal sealed class LineSplitter
     /// <summary>The last line when the text did not end with a newline.</summary>
     public string? Flush()
     {
-        if (_line.Length == 0)
-            return null;
-        var last = _line.ToString();
+        return _line.Length == 0 ? null : Line();
+    }
+
+    private string Line()
+    {
+        var line = _line.Replace('\0', '\uFFFD').ToString();
         _line.Clear();
-        return last;
+        return line;
     }
 }
 

@@ -75,6 +75,10 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
             }
             CheckVariables(shared);
             CheckVariables(own);
+            if (script.Contains('\0', StringComparison.Ordinal))
+                throw new StepTemplateException("the command contains a NUL character, which a shell script cannot hold");
+            if (workingDirectory.Contains('\0', StringComparison.Ordinal))
+                throw new StepTemplateException("the working directory contains a NUL character");
         }
         catch (StepTemplateException ex)
         {
