@@ -97,7 +97,14 @@ public sealed class ExecutionWorker(
             // Stop claiming (the loop below ends), let running steps finish, start no new step; whatever still
             // runs when the grace period ends is stopped and left Interrupted for another node to resume.
             running.RequestStopAll();
-            _grace.CancelAfter(options.Value.ShutdownGrace);
+            try
+            {
+                _grace.CancelAfter(options.Value.ShutdownGrace);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The worker was disposed before it ever ran: nothing is running to give grace to.
+            }
         });
         // Let the web host finish starting (and the database be migrated) before the first claim.
         await WaitForStartAsync(stoppingToken);
@@ -318,9 +325,14 @@ public sealed class ExecutionWorker(
         }
     }
 
-    public override async Task StopAsync(CancellationToken cancellationToken)
+    /// <remarks>
+    /// The grace source lives until the worker is disposed, not just stopped: ExecuteAsync runs on its own task, so its
+    /// stopping callback (which arms the grace period) can fire after StopAsync has returned.
+    /// </remarks>
+    public override void Dispose()
     {
-        await base.StopAsync(cancellationToken);
+        base.Dispose();
         _grace.Dispose();
+        GC.SuppressFinalize(this);
     }
 }
