@@ -507,6 +507,29 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.False(File.Exists(marker));
     }
 
+    [Fact]
+    public async Task ManySteps_InOneShell_EachGetExactlyTheirOwnOutput_NoLineLostOrMisplaced()
+    {
+        const int steps = 20;
+        var yaml = string.Concat(Enumerable.Range(0, steps).Select(i => $"""
+            - id: talk-{i:D2}
+              action: shell
+              run: |
+                for n in $(seq 1 200); do echo "{i} out $n"; echo "{i} err $n" >&2; done
+                printf '{i} out tail'; printf '{i} err tail' >&2
+
+            """));
+        var (outcome, log) = await RunAsync(yaml);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        for (var i = 0; i < steps; i++)
+        {
+            var id = $"talk-{i:D2}";
+            Assert.Equal(string.Join("\n", Enumerable.Range(1, 200).Select(n => $"{i} out {n}").Append($"{i} out tail")), log.Output(id, "stdout"));
+            Assert.Equal(string.Join("\n", Enumerable.Range(1, 200).Select(n => $"{i} err {n}").Append($"{i} err tail")), log.Output(id, "stderr"));
+        }
+    }
+
     private static (int Child, int Shell) Pids(StepOutput line)
     {
         var parts = line.Text.Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
