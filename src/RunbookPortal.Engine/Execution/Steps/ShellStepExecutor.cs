@@ -50,7 +50,6 @@ public sealed record ShellOptions
 public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<Guid, ShellHost> _hosts = new();
-    private readonly Lock _startLock = new();
 
     public string Action => StepActions.Shell;
 
@@ -114,35 +113,38 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
     }
 
     /// <summary>Ends the shell of <paramref name="executionId"/>, if it has one.</summary>
-    public async ValueTask ReleaseAsync(Guid executionId)
+    /// <remarks>Does not wait for the shell to exit: it reads end-of-file and exits by itself (or is killed after a grace period).</remarks>
+    public ValueTask ReleaseAsync(Guid executionId)
     {
         if (_hosts.TryRemove(executionId, out var host))
-            await host.DisposeAsync().ConfigureAwait(false);
+            _ = host.DisposeAsync().AsTask();
+        return ValueTask.CompletedTask;
     }
 
     public async ValueTask DisposeAsync()
     {
         foreach (var executionId in _hosts.Keys)
-            await ReleaseAsync(executionId).ConfigureAwait(false);
+        {
+            if (_hosts.TryRemove(executionId, out var host))
+                await host.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
-    /// <summary>The execution's shell; a new one when it has none or its shell died.</summary>
+    /// <summary>
+    /// The execution's shell; a new one when it has none or its shell died. An execution runs one step at a time,
+    /// so two calls never race for the same execution (and different executions never share a shell).
+    /// </summary>
     private ShellHost HostFor(Guid executionId)
     {
-        if (_hosts.TryGetValue(executionId, out var host) && !host.Broken)
-            return host;
-        lock (_startLock)
+        if (_hosts.TryGetValue(executionId, out var host))
         {
-            if (_hosts.TryGetValue(executionId, out host))
-            {
-                if (!host.Broken)
-                    return host;
-                _ = host.DisposeAsync().AsTask();
-            }
-            host = ShellHost.Start(options.Shell, BaseEnvironment());
-            _hosts[executionId] = host;
-            return host;
+            if (!host.Broken)
+                return host;
+            _ = host.DisposeAsync().AsTask();
         }
+        host = ShellHost.Start(options.Shell, BaseEnvironment());
+        _hosts[executionId] = host;
+        return host;
     }
 
     /// <summary>Names bash can export, and values an environment can hold.</summary>
