@@ -219,6 +219,110 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         await ScreenshotAsync("executions.png");
     }
 
+    private const string FlakyYaml = """
+        apiVersion: runbooks/v1
+        name: e2e-flaky-migration
+        title: Flaky migration
+        type: deployment
+        steps:
+          - id: prepare
+            name: Prepare
+            action: shell
+            run: echo prepared
+          - id: migrate
+            name: Migrate
+            action: shell
+            run: |
+              if [ -f tried-once ]; then echo "migrated on the second try"; else touch tried-once; echo "lock held, giving up" >&2; exit 3; fi
+
+        """;
+
+    /// <summary>
+    /// A run fails at its second step; the operator opens it, chooses Resume…, keeps the failed step the dialog
+    /// proposes, and watches the same execution go on from there to Succeeded without a reload. The audit trail
+    /// records the resume.
+    /// </summary>
+    [Fact]
+    public async Task OperatorResumesAFailedRun_FromTheFailedStep_InTheBrowser()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var operatorEmail = $"resumer-{suffix}@e2e.test";
+        var operatorPassword = "Resumer-" + suffix + "!";
+        var reviewerEmail = $"reviewer2-{suffix}@e2e.test";
+        var name = "e2e-flaky-migration";
+
+        using var admin = Api(Portal.ApiToken);
+        await CreateUserAsync(admin, operatorEmail, operatorPassword, "Operator");
+        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
+        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
+        var operatorToken = await CreateTokenAsync(admin, operatorEmail);
+        using (var content = new StringContent(FlakyYaml, Encoding.UTF8, "application/yaml"))
+        using (var created = await admin.PostAsync("/api/runbooks", content))
+            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
+        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { }))
+            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
+        using (var reviewer = Api(reviewerToken))
+        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { }))
+            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
+
+        // ---- A pipeline starts the run; it fails at 'migrate'.
+        string executionId;
+        using (var op = Api(operatorToken))
+        using (var started = await op.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } }))
+        {
+            var body = await started.Content.ReadAsStringAsync();
+            Assert.True(started.StatusCode == HttpStatusCode.Accepted || started.IsSuccessStatusCode, $"start answered {(int)started.StatusCode}: {body}");
+            using var json = JsonDocument.Parse(body);
+            executionId = json.RootElement.GetProperty("id").GetString()!;
+        }
+
+        await SignInAsync(operatorEmail, operatorPassword);
+        await Page.GotoAsync($"/executions/{executionId}");
+        await WaitForInteractiveAsync($"{name} v1");
+        var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
+        var timeline = Page.Locator("[data-testid=timeline]");
+        await Expect(status, "the run fails at its second step").ToHaveAttributeAsync("data-status", "Failed");
+        await Expect(timeline).ToContainTextAsync("lock held, giving up");
+        await ScreenshotAsync("execution-failed.png");
+
+        // ---- Resume… proposes the failed step; confirming runs it again on the same page.
+        await Page.Locator("[data-testid=resume]").ClickAsync();
+        var dialog = Page.Locator(".mud-dialog");
+        await Expect(dialog).ToBeVisibleAsync();
+        await Expect(dialog.GetByRole(AriaRole.Combobox, new() { Name = "Resume from" }), "the failed step is proposed").ToHaveValueAsync("2. Migrate (migrate) — Failed");
+        await ScreenshotAsync("resume-dialog.png");
+        await dialog.Locator("[data-testid=resume-confirm]").ClickAsync();
+
+        await Expect(status, "the resumed run succeeds, shown without a reload").ToHaveAttributeAsync("data-status", "Succeeded");
+        await Expect(timeline).ToContainTextAsync("migrated on the second try");
+        await Expect(Page.Locator("[data-testid=steps] tbody tr").Nth(1)).ToHaveAttributeAsync("data-status", "Succeeded");
+
+        // ---- The step's times (the page's Duration column) are those of its run after the resume.
+        DateTime resumedAt;
+        using (var events = await admin.GetAsync($"/api/executions/{executionId}/events"))
+        {
+            using var json = JsonDocument.Parse(await events.Content.ReadAsStringAsync());
+            resumedAt = json.RootElement.EnumerateArray().Single(e => e.GetProperty("kind").GetString() == "execution_resumed").GetProperty("at").GetDateTime();
+        }
+        using (var execution = await admin.GetAsync($"/api/executions/{executionId}"))
+        {
+            using var json = JsonDocument.Parse(await execution.Content.ReadAsStringAsync());
+            var step = json.RootElement.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("id").GetString() == "migrate");
+            Assert.True(step.GetProperty("startedAt").GetDateTime() >= resumedAt,
+                $"the resumed step's start {step.GetProperty("startedAt")} is before the resume at {resumedAt:O}: its duration would include the failed attempt");
+        }
+        await Expect(Page).ToHaveURLAsync(new Regex($"/executions/{executionId}$"));
+        await ScreenshotAsync("execution-resumed.png");
+
+        // ---- The audit trail says who resumed it, and from which step.
+        using var audit = await admin.GetAsync($"/api/audit?action=execution.resumed&actor={Uri.EscapeDataString(operatorEmail)}");
+        var auditBody = await audit.Content.ReadAsStringAsync();
+        Assert.True(audit.IsSuccessStatusCode, $"GET /api/audit answered {(int)audit.StatusCode}: {auditBody}");
+        Assert.Contains(operatorEmail, auditBody);
+        Assert.Contains(executionId, auditBody);
+        Assert.Contains("migrate", auditBody);
+    }
+
     private static async Task ExpectStatusAsync(HttpResponseMessage response, HttpStatusCode expected, string what) =>
         Assert.True(response.StatusCode == expected,
             $"{what} answered {(int)response.StatusCode}, expected {(int)expected}: {await response.Content.ReadAsStringAsync()}");

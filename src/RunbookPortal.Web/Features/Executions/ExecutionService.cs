@@ -243,6 +243,9 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                 s.Status = StepStatus.Pending;
                 s.SucceededOrder = null;
                 s.Error = null;
+                s.StartedAt = null; // the step's duration is that of its run after the resume
+                s.FinishedAt = null;
+                s.Attempts = 0;
             }
             execution.StartAt = step.Index;
             execution.Mode = ExecutionMode.Run;
