@@ -323,6 +323,91 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         Assert.Contains("migrate", auditBody);
     }
 
+    private const string LongYaml = """
+        apiVersion: runbooks/v1
+        name: e2e-long-backup
+        title: Long backup
+        type: backup_restore
+        steps:
+          - id: snapshot
+            name: Snapshot
+            action: shell
+            run: echo "snapshot taken"
+            rollback: { action: shell, run: echo "snapshot deleted" }
+          - id: copy
+            name: Copy
+            action: shell
+            run: |
+              sleep 300 &
+              echo "copying, helper pid $!"
+              wait
+
+        """;
+
+    /// <summary>
+    /// An on-call engineer cancels a run whose step hangs, choosing to roll back: the step (and the process it
+    /// started) is stopped, the succeeded step's rollback runs, and the page says Cancelled, all without a reload.
+    /// </summary>
+    [Fact]
+    public async Task OperatorCancelsAHangingRun_WithRollback_InTheBrowser()
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var operatorEmail = $"canceller-{suffix}@e2e.test";
+        var operatorPassword = "Canceller-" + suffix + "!";
+        var reviewerEmail = $"reviewer3-{suffix}@e2e.test";
+        var name = "e2e-long-backup";
+
+        using var admin = Api(Portal.ApiToken);
+        await CreateUserAsync(admin, operatorEmail, operatorPassword, "Operator");
+        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
+        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
+        var operatorToken = await CreateTokenAsync(admin, operatorEmail);
+        using (var content = new StringContent(LongYaml, Encoding.UTF8, "application/yaml"))
+        using (var created = await admin.PostAsync("/api/runbooks", content))
+            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
+        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { }))
+            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
+        using (var reviewer = Api(reviewerToken))
+        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { }))
+            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
+
+        string executionId;
+        using (var op = Api(operatorToken))
+        using (var started = await op.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } }))
+        {
+            var body = await started.Content.ReadAsStringAsync();
+            Assert.True(started.IsSuccessStatusCode, $"start answered {(int)started.StatusCode}: {body}");
+            using var json = JsonDocument.Parse(body);
+            executionId = json.RootElement.GetProperty("id").GetString()!;
+        }
+
+        await SignInAsync(operatorEmail, operatorPassword);
+        await Page.GotoAsync($"/executions/{executionId}");
+        await WaitForInteractiveAsync($"{name} v1");
+        var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
+        var timeline = Page.Locator("[data-testid=timeline]");
+        var copying = timeline.Locator(".rbp-output").Filter(new() { HasText = "copying, helper pid" });
+        await Expect(copying, "the hanging step is running").ToHaveCountAsync(1);
+        await Expect(status).ToHaveAttributeAsync("data-status", "Running");
+        var helper = int.Parse(Regex.Match(await copying.InnerTextAsync(), @"pid (\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+        await Page.Locator("[data-testid=cancel]").ClickAsync();
+        var dialog = Page.Locator(".mud-dialog");
+        await Expect(dialog).ToBeVisibleAsync();
+        await dialog.Locator("[data-testid=cancel-rollback]").ClickAsync();
+        await ScreenshotAsync("cancel-dialog.png");
+        await dialog.Locator("[data-testid=cancel-confirm]").ClickAsync();
+
+        await Expect(status, "the run ends Cancelled, shown without a reload").ToHaveAttributeAsync("data-status", "Cancelled");
+        await Expect(timeline, "the succeeded step's rollback ran").ToContainTextAsync("snapshot deleted");
+        var snapshot = Page.Locator("[data-testid=steps] tbody tr").Nth(0);
+        await Expect(snapshot).ToHaveAttributeAsync("data-status", "RolledBack");
+        await Expect(snapshot.Locator(".mud-chip")).ToHaveTextAsync("Rolled back");
+        await ScreenshotAsync("execution-cancelled.png");
+        Assert.False(Directory.Exists($"/proc/{helper}") && !File.ReadAllText($"/proc/{helper}/stat").Contains(") Z ", StringComparison.Ordinal),
+            $"the process {helper} the cancelled step started is still running");
+    }
+
     private static async Task ExpectStatusAsync(HttpResponseMessage response, HttpStatusCode expected, string what) =>
         Assert.True(response.StatusCode == expected,
             $"{what} answered {(int)response.StatusCode}, expected {(int)expected}: {await response.Content.ReadAsStringAsync()}");
