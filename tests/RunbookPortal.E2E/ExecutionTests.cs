@@ -79,25 +79,10 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     [Fact]
     public async Task OperatorRunsARunbook_FromTheForm_AndWatchesTheLiveTimeline()
     {
-        var suffix = Guid.NewGuid().ToString("N")[..8];
-        var operatorEmail = $"operator-{suffix}@e2e.test";
-        var operatorPassword = "Operator-" + suffix + "!";
-        var reviewerEmail = $"reviewer-{suffix}@e2e.test";
-        var secret = $"sk-live-{suffix}-Qz7";
-
         // ---- Set-up through the REST API: an operator, and the runbook published by the admin and a second author.
         using var admin = Api(Portal.ApiToken);
-        await CreateUserAsync(admin, operatorEmail, operatorPassword, "Operator");
-        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
-        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
-        using (var content = new StringContent(RunbookYaml, Encoding.UTF8, "application/yaml"))
-        using (var created = await admin.PostAsync("/api/runbooks", content))
-            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
-        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{RunbookName}/versions/1/submit", new { }))
-            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
-        using (var reviewer = Api(reviewerToken))
-        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{RunbookName}/versions/1/approve", new { }))
-            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
+        var (operatorEmail, operatorPassword, _) = await OperatorAndPublishedRunbookAsync(admin, RunbookName, RunbookYaml, "operator");
+        var secret = $"sk-live-{Guid.NewGuid().ToString("N")[..8]}-Qz7";
 
         // ---- The operator opens the runbook and chooses Run.
         await SignInAsync(operatorEmail, operatorPassword);
@@ -245,42 +230,15 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     [Fact]
     public async Task OperatorResumesAFailedRun_FromTheFailedStep_InTheBrowser()
     {
-        var suffix = Guid.NewGuid().ToString("N")[..8];
-        var operatorEmail = $"resumer-{suffix}@e2e.test";
-        var operatorPassword = "Resumer-" + suffix + "!";
-        var reviewerEmail = $"reviewer2-{suffix}@e2e.test";
-        var name = "e2e-flaky-migration";
-
+        const string name = "e2e-flaky-migration";
         using var admin = Api(Portal.ApiToken);
-        await CreateUserAsync(admin, operatorEmail, operatorPassword, "Operator");
-        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
-        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
-        var operatorToken = await CreateTokenAsync(admin, operatorEmail);
-        using (var content = new StringContent(FlakyYaml, Encoding.UTF8, "application/yaml"))
-        using (var created = await admin.PostAsync("/api/runbooks", content))
-            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
-        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { }))
-            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
-        using (var reviewer = Api(reviewerToken))
-        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { }))
-            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
+        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, FlakyYaml, "resumer");
 
         // ---- A pipeline starts the run; it fails at 'migrate'.
-        string executionId;
-        using (var op = Api(operatorToken))
-        using (var started = await op.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } }))
-        {
-            var body = await started.Content.ReadAsStringAsync();
-            Assert.True(started.StatusCode == HttpStatusCode.Accepted || started.IsSuccessStatusCode, $"start answered {(int)started.StatusCode}: {body}");
-            using var json = JsonDocument.Parse(body);
-            executionId = json.RootElement.GetProperty("id").GetString()!;
-        }
+        var executionId = await StartByApiAsync(operatorToken, name);
 
         await SignInAsync(operatorEmail, operatorPassword);
-        await Page.GotoAsync($"/executions/{executionId}");
-        await WaitForInteractiveAsync($"{name} v1");
-        var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
-        var timeline = Page.Locator("[data-testid=timeline]");
+        var (status, timeline) = await OpenExecutionAsync(executionId, name);
         await Expect(status, "the run fails at its second step").ToHaveAttributeAsync("data-status", "Failed");
         await Expect(timeline).ToContainTextAsync("lock held, giving up");
         await ScreenshotAsync("execution-failed.png");
@@ -351,41 +309,13 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     [Fact]
     public async Task OperatorCancelsAHangingRun_WithRollback_InTheBrowser()
     {
-        var suffix = Guid.NewGuid().ToString("N")[..8];
-        var operatorEmail = $"canceller-{suffix}@e2e.test";
-        var operatorPassword = "Canceller-" + suffix + "!";
-        var reviewerEmail = $"reviewer3-{suffix}@e2e.test";
-        var name = "e2e-long-backup";
-
+        const string name = "e2e-long-backup";
         using var admin = Api(Portal.ApiToken);
-        await CreateUserAsync(admin, operatorEmail, operatorPassword, "Operator");
-        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
-        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
-        var operatorToken = await CreateTokenAsync(admin, operatorEmail);
-        using (var content = new StringContent(LongYaml, Encoding.UTF8, "application/yaml"))
-        using (var created = await admin.PostAsync("/api/runbooks", content))
-            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
-        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { }))
-            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
-        using (var reviewer = Api(reviewerToken))
-        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { }))
-            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
-
-        string executionId;
-        using (var op = Api(operatorToken))
-        using (var started = await op.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } }))
-        {
-            var body = await started.Content.ReadAsStringAsync();
-            Assert.True(started.IsSuccessStatusCode, $"start answered {(int)started.StatusCode}: {body}");
-            using var json = JsonDocument.Parse(body);
-            executionId = json.RootElement.GetProperty("id").GetString()!;
-        }
+        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, LongYaml, "canceller");
+        var executionId = await StartByApiAsync(operatorToken, name);
 
         await SignInAsync(operatorEmail, operatorPassword);
-        await Page.GotoAsync($"/executions/{executionId}");
-        await WaitForInteractiveAsync($"{name} v1");
-        var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
-        var timeline = Page.Locator("[data-testid=timeline]");
+        var (status, timeline) = await OpenExecutionAsync(executionId, name);
         var copying = timeline.Locator(".rbp-output").Filter(new() { HasText = "copying, helper pid" });
         await Expect(copying, "the hanging step is running").ToHaveCountAsync(1);
         await Expect(status).ToHaveAttributeAsync("data-status", "Running");
@@ -406,6 +336,47 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         await ScreenshotAsync("execution-cancelled.png");
         Assert.False(Directory.Exists($"/proc/{helper}") && !File.ReadAllText($"/proc/{helper}/stat").Contains(") Z ", StringComparison.Ordinal),
             $"the process {helper} the cancelled step started is still running");
+    }
+
+    /// <summary>An operator (with an API token) and the runbook <paramref name="yaml"/> published: created and submitted by the admin, approved by a second author.</summary>
+    private async Task<(string Email, string Password, string Token)> OperatorAndPublishedRunbookAsync(HttpClient admin, string name, string yaml, string who)
+    {
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var email = $"{who}-{suffix}@e2e.test";
+        var password = char.ToUpperInvariant(who[0]) + who[1..] + "-" + suffix + "!";
+        var reviewerEmail = $"reviewer-{who}-{suffix}@e2e.test";
+        await CreateUserAsync(admin, email, password, "Operator");
+        await CreateUserAsync(admin, reviewerEmail, "Reviewer-" + suffix + "!", "Author");
+        var reviewerToken = await CreateTokenAsync(admin, reviewerEmail);
+        var token = await CreateTokenAsync(admin, email);
+        using (var content = new StringContent(yaml, Encoding.UTF8, "application/yaml"))
+        using (var created = await admin.PostAsync("/api/runbooks", content))
+            await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks");
+        using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { }))
+            await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
+        using (var reviewer = Api(reviewerToken))
+        using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { }))
+            await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
+        return (email, password, token);
+    }
+
+    /// <summary>Opens an execution's page; answers its status chip and its timeline.</summary>
+    private async Task<(ILocator Status, ILocator Timeline)> OpenExecutionAsync(string executionId, string name)
+    {
+        await Page.GotoAsync($"/executions/{executionId}");
+        await WaitForInteractiveAsync($"{name} v1");
+        return (Page.Locator("h1").Locator("xpath=..").Locator("[data-status]"), Page.Locator("[data-testid=timeline]"));
+    }
+
+    /// <summary>Starts <paramref name="name"/> through the API, as a pipeline would; answers the execution id.</summary>
+    private async Task<string> StartByApiAsync(string token, string name)
+    {
+        using var client = Api(token);
+        using var started = await client.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } });
+        var body = await started.Content.ReadAsStringAsync();
+        Assert.True(started.IsSuccessStatusCode, $"starting {name} answered {(int)started.StatusCode}: {body}");
+        using var json = JsonDocument.Parse(body);
+        return json.RootElement.GetProperty("id").GetString()!;
     }
 
     private static async Task ExpectStatusAsync(HttpResponseMessage response, HttpStatusCode expected, string what) =>
