@@ -28,9 +28,11 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// text, in which templates are already variable references (<see cref="ShellQuoting"/>) — into
 /// <c>( set -e -o pipefail; …; script )</c>, started as a background job under job control, so the subshell leads a
 /// process group of its own; variable values are only ever assigned by <c>export "$name=$value"</c>, never parsed.
-/// The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills what is left of its process group and prints
-/// <c>&lt;nonce&gt; end &lt;code&gt;</c> on stdout and on stderr, so the reader knows that both streams of the step
-/// are complete. The nonce is random per shell and removed from the step's variables.
+/// The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills
+/// what is left of its process group and prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on stderr and on stdout, so the
+/// reader knows that both streams of the step are complete. The nonce is random per shell and removed from the
+/// step's variables. A step's <c>env</c> may not name a variable bash keeps read-only (<c>UID</c>, <c>PPID</c>…):
+/// the step then fails with bash's message before its script runs.
 /// </para>
 /// <para>
 /// Inside a step <c>$$</c> is the execution's shell; <c>$BASHPID</c> is the step's own process (and group) id.
