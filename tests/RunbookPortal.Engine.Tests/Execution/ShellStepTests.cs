@@ -530,6 +530,23 @@ public sealed class ShellStepTests : ScratchFolder
         }
     }
 
+    [Fact]
+    public async Task AStepEnvNamingAReadOnlyBashVariable_FailsWithBashsMessage_BeforeItsScriptRuns()
+    {
+        var marker = Marker();
+        var (outcome, log) = await RunAsync($"""
+            - id: readonly
+              action: shell
+              env:
+                UID: "0"
+              run: touch {marker}
+            """);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Contains("UID: readonly variable", log.Output("readonly", "stderr"), StringComparison.Ordinal);
+        Assert.False(File.Exists(marker));
+    }
+
     private static (int Child, int Shell) Pids(StepOutput line)
     {
         var parts = line.Text.Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
