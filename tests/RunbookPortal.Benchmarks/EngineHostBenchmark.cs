@@ -58,6 +58,11 @@ public static class EngineHostBenchmark
         var ends = await Task.WhenAll(ids.Select(id => WaitForEndAsync(api, id, seconds: 300)));
         var statuses = ends.Select(e => e.Last().GetProperty("data").GetProperty("status").GetString()).GroupBy(s => s).ToDictionary(g => g.Key!, g => g.Count());
         Console.WriteLine($"200 concurrent executions of a 1 s step: {string.Join(", ", statuses.Select(s => $"{s.Value} {s.Key}"))} in {clock.Elapsed.TotalSeconds:0.0} s (ideal 1 s + overhead).");
+        foreach (var reason in ends.Select(e => e.Last().GetProperty("data"))
+                     .Where(d => d.GetProperty("status").GetString() != "Succeeded")
+                     .Select(d => d.TryGetProperty("reason", out var r) ? r.GetString() : "(no reason)")
+                     .GroupBy(r => r).Take(5))
+            Console.WriteLine($"  {reason.Count()} ended with: {reason.Key}");
         var ok = statuses.GetValueOrDefault("Succeeded") == 200 && Measurement.Percentile(latencies, 50) <= TimeSpan.FromMilliseconds(20) && Measurement.Percentile(latencies, 99) <= TimeSpan.FromMilliseconds(100);
         Console.WriteLine(ok ? "goals met" : "goals NOT met");
         return ok ? 0 : 1;
