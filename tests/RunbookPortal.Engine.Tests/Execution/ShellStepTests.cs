@@ -437,6 +437,7 @@ public sealed class ShellStepTests : ScratchFolder
         var failed = Assert.Single(log.All<StepFailed>());
         Assert.Equal(2, failed.ExitCode);
         Assert.Contains("syntax error", log.Output("unbalanced", "stderr"), StringComparison.Ordinal);
+        Assert.Contains("The script could not be parsed", log.Output("unbalanced", "stderr"), StringComparison.Ordinal);
         Assert.Equal("", log.Output("unbalanced", "stdout"));
         Assert.Equal("fine", log.Output("fine"));
     }
@@ -545,6 +546,23 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Failed, outcome.Status);
         Assert.Contains("UID: readonly variable", log.Output("readonly", "stderr"), StringComparison.Ordinal);
         Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public async Task ErrorMessages_NameTheStep_AndTheLineOfItsOwnScript()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: third-line
+              action: shell
+              run: |
+                echo "first"
+                echo "line $LINENO"
+                no-such-command-here
+            """);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Equal("first\nline 2", log.Output("third-line", "stdout"));
+        Assert.Equal("rbp-third-line: line 3: no-such-command-here: command not found", log.Output("third-line", "stderr"));
     }
 
     private static (int Child, int Shell) Pids(StepOutput line)

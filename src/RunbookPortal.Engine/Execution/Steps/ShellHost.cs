@@ -40,52 +40,37 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// </summary>
 internal sealed class ShellHost : IAsyncDisposable
 {
-    /// <summary>The shell's program. Variables and functions of its own start with <c>__rbp_</c> and are removed in each step.</summary>
-    private const string Program = """
-        set -m
-        exec 3>&2 4</dev/null 2>/dev/null
-        IFS= read -r -d '' __rbp_nonce || exit 0
-        __rbp_own_env() {
-          local __rbp_i
-          for ((__rbp_i = 0; __rbp_i < ${#__rbp_own[@]}; __rbp_i += 2)); do
-            export "${__rbp_own[__rbp_i]}=${__rbp_own[__rbp_i + 1]}"
-          done
-        }
-        while IFS= read -r -d '' __rbp_head; do
-          __rbp_own=() __rbp_pid= __rbp_code=1
-          if [[ -n $__rbp_head ]]; then
-            __rbp_counts=($__rbp_head)
-            for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do
-              IFS= read -r -d '' __rbp_name
-              IFS= read -r -d '' __rbp_value
-              export "$__rbp_name=$__rbp_value"
-            done
-            for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do
-              IFS= read -r -d '' __rbp_name
-              unset -v "$__rbp_name"
-            done
-            for ((__rbp_i = 0; __rbp_i < __rbp_counts[2] * 2; __rbp_i++)); do
-              IFS= read -r -d '' '__rbp_own[__rbp_i]'
-            done
-            __rbp_value= __rbp_dir=$PWD
-            ((__rbp_counts[3] == 0)) || IFS= read -r -d '' __rbp_dir
-          fi
-          IFS= read -r -d '' __rbp_script
-          if cd -- "${__rbp_dir:-$PWD}" 2>&3; then
-            eval "( set +m -e -o pipefail; ${__rbp_own[0]+__rbp_own_env;} unset -v __rbp_nonce __rbp_head __rbp_counts __rbp_i __rbp_name __rbp_value __rbp_own __rbp_dir __rbp_script __rbp_pid __rbp_code BASH_EXECUTION_STRING; unset -f __rbp_own_env; ${__rbp_script}
-        ) <&4 3>&- 4<&- & __rbp_pid=\$!" 2>&3
-            __rbp_code=$?
-          fi
-          __rbp_dir=
-          if [[ -n $__rbp_pid ]]; then
-            wait "$__rbp_pid"
-            __rbp_code=$?
-            kill -9 -- "-$__rbp_pid"
-          fi
-          printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code" >&3
-          printf '%s end %s\n' "$__rbp_nonce" "$__rbp_code"
-        done
-        """;
+    /// <summary>
+    /// The shell's program. Variables and functions of its own start with <c>__rbp_</c> and are removed in each step.
+    /// It is one line: bash numbers the lines of an <c>eval</c> from the line the eval stands on, so on line 1 the
+    /// line numbers in a step's error messages and <c>$LINENO</c> are those of the step's own script.
+    /// </summary>
+    private static readonly string Program = string.Join(" ",
+        "set -m;",
+        "exec 3>&2 4</dev/null 2>/dev/null;", // 3: stderr for the steps; the shell's own job notices go nowhere
+        "IFS= read -r -d '' __rbp_nonce || exit 0;",
+        "__rbp_own_env() { local __rbp_i; for ((__rbp_i = 0; __rbp_i < ${#__rbp_own[@]}; __rbp_i += 2)); do export \"${__rbp_own[__rbp_i]}=${__rbp_own[__rbp_i + 1]}\"; done; };",
+        "while IFS= read -r -d '' __rbp_head; do",
+        "  __rbp_own=() __rbp_pid= __rbp_code=1;",
+        "  if [[ -n $__rbp_head ]]; then", // "<set> <unset> <own> <directory?>"
+        "    __rbp_counts=($__rbp_head);",
+        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; IFS= read -r -d '' __rbp_value; export \"$__rbp_name=$__rbp_value\"; done;",
+        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; unset -v \"$__rbp_name\"; done;",
+        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[2] * 2; __rbp_i++)); do IFS= read -r -d '' '__rbp_own[__rbp_i]'; done;",
+        "    __rbp_value= __rbp_dir=$PWD;",
+        "    ((__rbp_counts[3] == 0)) || IFS= read -r -d '' __rbp_dir;",
+        "  fi;",
+        "  IFS= read -r -d '' __rbp_script;",
+        "  if cd -- \"${__rbp_dir:-$PWD}\" 2>&3; then",
+        "    eval \"( set +m -e -o pipefail; ${__rbp_own[0]+__rbp_own_env;} unset -v __rbp_nonce __rbp_head __rbp_counts __rbp_i __rbp_name __rbp_value __rbp_own __rbp_dir __rbp_script __rbp_pid __rbp_code BASH_EXECUTION_STRING; unset -f __rbp_own_env; ${__rbp_script}\"$'\\n'\") <&4 3>&- 4<&- & __rbp_pid=\\$!\" 2>&3;",
+        "    __rbp_code=$?;",
+        "    [[ -n $__rbp_pid || $__rbp_code != 2 ]] || printf '%s\\n' 'The script could not be parsed: look for an unclosed quote, bracket, if, for, case or here-document.' >&3;",
+        "  fi;",
+        "  __rbp_dir=;",
+        "  if [[ -n $__rbp_pid ]]; then wait \"$__rbp_pid\"; __rbp_code=$?; kill -9 -- \"-$__rbp_pid\"; fi;",
+        "  printf '%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\" >&3;",
+        "  printf '%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
+        "done");
 
     /// <summary>How long a stopped step's shell may take to report its end before the whole shell is killed.</summary>
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
