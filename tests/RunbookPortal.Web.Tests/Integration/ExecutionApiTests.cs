@@ -96,6 +96,42 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
     }
 
     [Fact]
+    public async Task AStepThatPrintsFast_HasEveryLineAsAnEvent_InOrder_BeforeItsEnd()
+    {
+        var name = Name("loud");
+        await PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Loud step
+            type: maintenance
+            steps:
+              - id: loud
+                action: shell
+                run: for i in $(seq 1 3000); do echo "out $i"; echo "err $i" >&2; done
+              - id: after
+                action: shell
+                run: echo "after"
+            """, name);
+
+        var id = await StartAsync(Admin, name, new { });
+        var done = await WaitForEndAsync(Admin, id, seconds: 120);
+
+        Assert.Equal("Succeeded", done.GetProperty("status").GetString());
+        var events = new List<JsonElement>();
+        while (events.Count == 0 || events[^1].GetProperty("kind").GetString() != "execution_finished")
+            events.AddRange(await EventsAsync(Admin, id, after: events.Count == 0 ? 0 : events[^1].GetProperty("seq").GetInt64()));
+        Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.GetProperty("seq").GetInt64()));
+        string[] Lines(string stream) => [.. events
+            .Where(e => e.GetProperty("kind").GetString() == "step_output" && e.GetProperty("stepId").GetString() == "loud" && e.GetProperty("data").GetProperty("stream").GetString() == stream)
+            .Select(e => e.GetProperty("data").GetProperty("text").GetString()!)];
+        Assert.Equal(Enumerable.Range(1, 3000).Select(i => $"out {i}"), Lines("stdout"));
+        Assert.Equal(Enumerable.Range(1, 3000).Select(i => $"err {i}"), Lines("stderr"));
+        var kinds = events.Select(e => (Kind: e.GetProperty("kind").GetString(), Step: e.GetProperty("stepId").GetString())).ToList();
+        Assert.True(kinds.FindLastIndex(k => k is ("step_output", "loud")) < kinds.IndexOf(("step_succeeded", "loud")),
+            "an output line of 'loud' was recorded after the step's end");
+    }
+
+    [Fact]
     public async Task ParameterValues_NeverBecomeCode_AndSecretsNeverLeak()
     {
         var name = Name("inject");

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Microsoft.EntityFrameworkCore;
 using RunbookPortal.Engine.Execution;
 using RunbookPortal.Web.Data;
@@ -5,42 +6,135 @@ using RunbookPortal.Web.Data;
 namespace RunbookPortal.Web.Features.Executions;
 
 /// <summary>
-/// The engine's journal for one running execution: each event is saved with its seq and state change in one
-/// transaction, then published to live pages. Calls are serialised (stdout and stderr arrive concurrently).
+/// The engine's journal for one running execution: events are saved in order, each with its seq and the state
+/// change it implies, then published to live pages.
+/// <list type="bullet">
+/// <item>A state change (step started, succeeded, failed…) returns once it is durable, together with every event
+/// recorded before it.</item>
+/// <item>Output lines are written behind: the call returns at once and a writer saves the lines waiting, many in
+/// one transaction, so a step that prints fast is not slowed to one commit per line. Back-pressure holds a step
+/// that outruns the database by more than <see cref="MaxPending"/> lines.</item>
+/// <item>When a save fails, every later call throws, so the engine stops the step and reports it.</item>
+/// </list>
+/// Dispose (await) it before its database context: it waits for the writer.
 /// </summary>
-public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time) : IExecutionJournal
+public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time)
+    : IExecutionJournal, IAsyncDisposable
 {
-    private readonly SemaphoreSlim _gate = new(1, 1);
+    /// <summary>The most events saved in one transaction.</summary>
+    private const int MaxBatch = 500;
+
+    /// <summary>Output lines waiting beyond which the step waits for the writer.</summary>
+    private const int MaxPending = 5000;
+
+    private readonly Lock _lock = new();
+    private readonly Queue<Pending> _queue = new();
+    private Task _writer = Task.CompletedTask;
+    private bool _writing;
+    private ExceptionDispatchInfo? _failure;
     private Execution? _execution;
 
     public async Task RecordAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken)
     {
         // Recording must not be skipped because the run is being cancelled: the history has to be complete.
-        await _gate.WaitAsync(CancellationToken.None);
-        try
+        var durable = executionEvent is StepOutput ? null : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task writer;
+        int waiting;
+        lock (_lock)
         {
-            for (var attempt = 1; ; attempt++)
+            _failure?.Throw();
+            _queue.Enqueue(new Pending(executionEvent, time.GetUtcNow().UtcDateTime, durable));
+            waiting = _queue.Count;
+            if (!_writing)
             {
-                _execution ??= await db.Executions.Include(e => e.Steps).FirstAsync(e => e.Id == executionId, CancellationToken.None);
-                var record = ExecutionLedger.Append(db, _execution, executionEvent, time.GetUtcNow().UtcDateTime);
-                try
+                _writing = true;
+                _writer = Task.Run(WriteAllAsync, CancellationToken.None);
+            }
+            writer = _writer;
+        }
+        if (durable is not null)
+            await durable.Task.ConfigureAwait(false);
+        else if (waiting >= MaxPending)
+            await writer.ConfigureAwait(false);
+    }
+
+    /// <summary>Saves what is waiting, a batch per transaction, until nothing is.</summary>
+    private async Task WriteAllAsync()
+    {
+        while (true)
+        {
+            List<Pending> batch;
+            lock (_lock)
+            {
+                if (_queue.Count == 0)
                 {
-                    await db.SaveChangesAsync(CancellationToken.None);
-                    notifier.Publish(record);
+                    _writing = false;
                     return;
                 }
-                catch (DbUpdateException) when (attempt < 10)
-                {
-                    // Someone else (an API call) appended an event meanwhile (the seq's unique index or the
-                    // LastSeq token refused ours): reload and take the next seq.
-                    db.ChangeTracker.Clear();
-                    _execution = null;
-                }
+                batch = new List<Pending>(Math.Min(_queue.Count, MaxBatch));
+                while (batch.Count < MaxBatch && _queue.TryDequeue(out var next))
+                    batch.Add(next);
             }
-        }
-        finally
-        {
-            _gate.Release();
+            try
+            {
+                await SaveAsync(batch).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                List<Pending> abandoned;
+                lock (_lock)
+                {
+                    _failure = ExceptionDispatchInfo.Capture(ex);
+                    abandoned = [.. batch, .. _queue];
+                    _queue.Clear();
+                    _writing = false;
+                }
+                foreach (var pending in abandoned)
+                    pending.Durable?.TrySetException(ex);
+                return;
+            }
+            foreach (var pending in batch)
+                pending.Durable?.TrySetResult();
         }
     }
+
+    private async Task SaveAsync(List<Pending> batch)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            _execution ??= await db.Executions.Include(e => e.Steps).FirstAsync(e => e.Id == executionId, CancellationToken.None).ConfigureAwait(false);
+            var records = batch.Select(p => ExecutionLedger.Append(db, _execution, p.Event, p.At)).ToList();
+            try
+            {
+                await db.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);
+                foreach (var record in records)
+                    notifier.Publish(record);
+                return;
+            }
+            catch (DbUpdateException) when (attempt < 10)
+            {
+                // Someone else (an API call) appended an event meanwhile (the seq's unique index or the
+                // LastSeq token refused ours): reload and take the next seqs.
+                db.ChangeTracker.Clear();
+                _execution = null;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Task writer;
+        lock (_lock)
+            writer = _writer;
+        try
+        {
+            await writer.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Reported to the callers already.
+        }
+    }
+
+    private sealed record Pending(ExecutionEvent Event, DateTime At, TaskCompletionSource? Durable);
 }

@@ -245,7 +245,7 @@ public sealed class ExecutionWorker(
                     s => (IReadOnlyDictionary<string, string>)(JsonSerializer.Deserialize<Dictionary<string, string>>(s.OutputsJson!) ?? [])),
                 succeeded.Select(s => s.StepId).ToList());
 
-            var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time);
+            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time);
             var runner = services.GetRequiredService<ExecutionRunner>();
             var outcome = execution.Mode == ExecutionMode.Rollback
                 ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, _grace.Token)
@@ -316,7 +316,7 @@ public sealed class ExecutionWorker(
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time);
+            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time);
             await journal.RecordAsync(new HostEvent("execution_finished", null, new { status = nameof(ExecutionStatus.Failed), reason = $"The portal could not run this execution: {ex.GetBaseException().Message}" }), CancellationToken.None);
         }
         catch (Exception inner)
