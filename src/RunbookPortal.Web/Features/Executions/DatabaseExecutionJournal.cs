@@ -40,6 +40,7 @@ public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionI
         var durable = executionEvent is StepOutput ? null : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Task writer;
         int waiting;
+        Task<Task>? start = null;
         lock (_lock)
         {
             _failure?.Throw();
@@ -48,10 +49,17 @@ public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionI
             if (!_writing)
             {
                 _writing = true;
-                _writer = Task.Run(WriteAllAsync, CancellationToken.None);
+                start = new Task<Task>(WriteAllAsync);
+                _writer = start.Unwrap();
             }
             writer = _writer;
         }
+        // A state change with nothing in flight is written by its caller, which waits for it anyway; output gets
+        // a writer of its own, so the step's output keeps being read meanwhile.
+        if (start is not null && durable is not null)
+            start.RunSynchronously();
+        else
+            start?.Start(TaskScheduler.Default);
         if (durable is not null)
             await durable.Task.ConfigureAwait(false);
         else if (waiting >= MaxPending)
