@@ -565,6 +565,30 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal("rbp-third-line: line 3: no-such-command-here: command not found", log.Output("third-line", "stderr"));
     }
 
+    [Fact]
+    public async Task ALongLastLineWithoutNewline_EndsTheStep_WhereverTheLineIsCut()
+    {
+        // 32,758 characters: the line is cut every 16,384, and the end of the step must not fall into a cut.
+        var (outcome, log) = await RunAsync("""
+            - id: long
+              action: shell
+              timeout: 30s
+              run: head -c 32758 /dev/zero | tr '\0' x
+            - id: empty
+              action: shell
+              run: "true"
+            - id: blank-lines
+              action: shell
+              run: printf 'a\n\n'
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal([16384, 16374], log.All<StepOutput>().Where(o => o.StepId == "long").Select(o => o.Text.Length));
+        Assert.True(log.Output("long").All(c => c is 'x' or '\n'));
+        Assert.DoesNotContain(log.All<StepOutput>(), o => o.StepId == "empty");
+        Assert.Equal(["a", ""], log.All<StepOutput>().Where(o => o.StepId == "blank-lines").Select(o => o.Text));
+    }
+
     private static (int Child, int Shell) Pids(StepOutput line)
     {
         var parts = line.Text.Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();

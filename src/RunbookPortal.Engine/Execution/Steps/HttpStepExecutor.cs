@@ -64,7 +64,7 @@ public sealed class HttpStepExecutor(HttpClient client) : IStepExecutor
         {
             return new StepResult(false, Utf8.GetString(kept.WrittenSpan), Error: $"the HTTP client gave up after {client.Timeout}", HttpStatus: status);
         }
-        catch (HttpRequestException ex)
+        catch (Exception ex) when (ex is HttpRequestException or IOException) // IOException: the connection broke while the body was read
         {
             return new StepResult(false, Utf8.GetString(kept.WrittenSpan), Error: $"the request failed: {ex.Message}", HttpStatus: status);
         }

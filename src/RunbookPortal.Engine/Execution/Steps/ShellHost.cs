@@ -29,7 +29,7 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// <c>( set -e -o pipefail; …; script )</c>, started as a background job under job control, so the subshell leads a
 /// process group of its own; variable values are only ever assigned by <c>export "$name=$value"</c>, never parsed.
 /// The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills
-/// what is left of its process group and prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on stderr and on stdout, so the
+/// what is left of its process group and prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on a line of its own on stderr and on stdout, so the
 /// reader knows that both streams of the step are complete. The nonce is random per shell and removed from the
 /// step's variables. A step's <c>env</c> may not name a variable bash keeps read-only (<c>UID</c>, <c>PPID</c>…):
 /// the step then fails with bash's message before its script runs.
@@ -68,8 +68,8 @@ internal sealed class ShellHost : IAsyncDisposable
         "  fi;",
         "  __rbp_dir=;",
         "  if [[ -n $__rbp_pid ]]; then wait \"$__rbp_pid\"; __rbp_code=$?; kill -9 -- \"-$__rbp_pid\"; fi;",
-        "  printf '%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\" >&3;",
-        "  printf '%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
+        "  printf '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\" >&3;",
+        "  printf '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
         "done");
 
     /// <summary>How long a stopped step's shell may take to report its end before the whole shell is killed.</summary>
@@ -141,6 +141,7 @@ internal sealed class ShellHost : IAsyncDisposable
             catch (IOException ex)
             {
                 _current = null;
+                KillEverything(); // what it holds no longer matches what was sent: the next step gets a new shell
                 return new ShellOutcome(null, false, "the shell of this execution has exited: " + ex.Message);
             }
 
@@ -168,7 +169,6 @@ internal sealed class ShellHost : IAsyncDisposable
             }
             if (!run.Ended.IsCompleted)
             {
-                _directory = null;
                 KillEverything();
                 return new ShellOutcome(null, stopped, "the shell of this execution exited during the step");
             }
@@ -267,6 +267,7 @@ internal sealed class ShellHost : IAsyncDisposable
         var splitter = new LineSplitter();
         var lines = new List<string>();
         var buffer = new char[8192];
+        var heldEmpty = false;
         try
         {
             while (true)
@@ -275,13 +276,32 @@ internal sealed class ShellHost : IAsyncDisposable
                 if (read == 0)
                 {
                     if (splitter.Flush() is { } last)
-                        await LineAsync(stream, last).ConfigureAwait(false);
-                    return;
+                        lines.Add(last);
                 }
-                splitter.Append(buffer.AsSpan(0, read), lines);
+                else
+                {
+                    splitter.Append(buffer.AsSpan(0, read), lines);
+                }
                 foreach (var line in lines)
-                    await LineAsync(stream, line).ConfigureAwait(false);
+                {
+                    // The end marker follows a newline of its own, so it always starts a line and no cut of a long
+                    // line can split it. That newline leaves an empty line when the step's output ended with one:
+                    // an empty line is held until the next line shows whether it is that one.
+                    if (line.StartsWith(_nonce, StringComparison.Ordinal))
+                    {
+                        heldEmpty = false;
+                        EndOfStep(stream, line);
+                        continue;
+                    }
+                    if (heldEmpty)
+                        await OutputAsync(stream, "").ConfigureAwait(false);
+                    heldEmpty = line.Length == 0;
+                    if (!heldEmpty)
+                        await OutputAsync(stream, line).ConfigureAwait(false);
+                }
                 lines.Clear();
+                if (read == 0)
+                    return;
             }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
@@ -290,23 +310,14 @@ internal sealed class ShellHost : IAsyncDisposable
         }
     }
 
-    private async ValueTask LineAsync(string stream, string line)
+    private ValueTask OutputAsync(string stream, string line) => _current is { } run ? run.OutputAsync(stream, line) : ValueTask.CompletedTask;
+
+    /// <summary><c>&lt;nonce&gt; end &lt;code&gt;</c>: the step's output on this stream is complete.</summary>
+    private void EndOfStep(string stream, string line)
     {
-        var run = _current;
-        var marker = line.IndexOf(_nonce, StringComparison.Ordinal);
-        if (marker < 0)
-        {
-            if (run is not null)
-                await run.OutputAsync(stream, line).ConfigureAwait(false);
-            return;
-        }
-        if (marker > 0 && run is not null)
-            await run.OutputAsync(stream, line[..marker]).ConfigureAwait(false); // the step's last line had no newline
-        var control = line[(marker + _nonce.Length)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (run is null || control.Length != 2 || !int.TryParse(control[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var number))
-            return;
-        if (control[0] == "end")
-            run.StreamEnded(stream, number);
+        var control = line[_nonce.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (_current is { } run && control is ["end", var code] && int.TryParse(code, NumberStyles.Integer, CultureInfo.InvariantCulture, out var exitCode))
+            run.StreamEnded(stream, exitCode);
     }
 
     public async ValueTask DisposeAsync()

@@ -76,8 +76,6 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
             CheckVariables(own);
             if (script.Contains('\0', StringComparison.Ordinal))
                 throw new StepTemplateException("the command contains a NUL character, which a shell script cannot hold");
-            if (workingDirectory.Contains('\0', StringComparison.Ordinal))
-                throw new StepTemplateException("the working directory contains a NUL character");
         }
         catch (StepTemplateException ex)
         {
@@ -207,17 +205,26 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
     public static string OutputVariable(string stepId, string name) =>
         "RBP_STEP_" + stepId.ToUpperInvariant().Replace('-', '_') + "_" + name.ToUpperInvariant();
 
+    /// <exception cref="StepTemplateException">The folder cannot be named or made.</exception>
     private string WorkingDirectory(StepContext context, ShellAction shell)
     {
         var root = options.WorkingDirectory;
-        if (string.IsNullOrEmpty(root))
+        var sub = string.IsNullOrEmpty(shell.WorkingDirectory) ? null : context.Values.Render(shell.WorkingDirectory);
+        if (sub is not null && sub.Contains('\0', StringComparison.Ordinal))
+            throw new StepTemplateException("the working directory contains a NUL character");
+        try
         {
-            root = Path.Combine(Path.GetTempPath(), "runbookportal", context.ExecutionId.ToString("N"));
-            Directory.CreateDirectory(root);
+            if (string.IsNullOrEmpty(root))
+            {
+                root = Path.Combine(Path.GetTempPath(), "runbookportal", context.ExecutionId.ToString("N"));
+                Directory.CreateDirectory(root);
+            }
+            return sub is null ? root : Path.GetFullPath(Path.Combine(root, sub));
         }
-        return string.IsNullOrEmpty(shell.WorkingDirectory)
-            ? root
-            : Path.GetFullPath(Path.Combine(root, context.Values.Render(shell.WorkingDirectory)));
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            throw new StepTemplateException($"the working directory cannot be used: {ex.Message}");
+        }
     }
 
     /// <summary>What every step of this node starts from: the passed-through variables (or all), then the configured ones.</summary>
