@@ -71,10 +71,15 @@ internal sealed partial class RunbookAnalyzer
             switch (reference.Kind)
             {
                 case TemplateReferenceKind.Parameter:
-                    if (!parameters.ContainsKey(reference.ParameterName!))
+                    if (!parameters.TryGetValue(reference.ParameterName!, out var parameter))
                     {
                         d.Error(Locate(scalar, reference), path,
                             $"{shown} names no declared parameter{SuggestParameter(reference.ParameterName!, $"declare `{reference.ParameterName}` under `parameters`")}");
+                    }
+                    else if (scope.ParametersOnlyScope && parameter.Type == ParameterType.Secret)
+                    {
+                        d.Error(Locate(scalar, reference), path,
+                            $"{shown} is a secret: the concurrency key is stored and shown in the clear, so it cannot use `{reference.ParameterName}`");
                     }
                     break;
                 case TemplateReferenceKind.StepOutput:

@@ -273,9 +273,9 @@ public sealed class ExecutionWorker(
     private async Task HeartbeatAsync(Guid id, ExecutionControl control, CancellationToken stop)
     {
         var interval = options.Value.LeaseDuration / 3;
-        try
+        while (!stop.IsCancellationRequested)
         {
-            while (!stop.IsCancellationRequested)
+            try
             {
                 await Task.Delay(interval, time, stop);
                 await using var scope = scopes.CreateAsyncScope();
@@ -293,13 +293,15 @@ public sealed class ExecutionWorker(
                     control.Cancel("lease lost", rollback: false);
                 }
             }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (Exception ex)
-        {
-            logger.LogError(ex, "Heartbeat of execution {Execution} failed.", id);
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // One failed renewal must not end the heartbeat: the lease would lapse while the run goes on.
+                logger.LogError(ex, "Heartbeat of execution {Execution} failed; it tries again at the next beat.", id);
+            }
         }
     }
 
