@@ -13,16 +13,22 @@ public sealed class ExecutionNotifier
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>>> _byExecution = new();
     private readonly ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>> _anyChange = new();
     private readonly SemaphoreSlim _workQueued = new(0);
+    private readonly Lock _subscriptions = new();
 
     /// <summary>Calls <paramref name="onEvent"/> for each new event of one execution until disposed.</summary>
     public IDisposable Subscribe(Guid executionId, Func<ExecutionEventRecord, Task> onEvent)
     {
         var key = Guid.NewGuid();
-        _byExecution.GetOrAdd(executionId, _ => new()).TryAdd(key, onEvent);
+        lock (_subscriptions)
+            _byExecution.GetOrAdd(executionId, _ => new()).TryAdd(key, onEvent);
         return new Unsubscriber(() =>
         {
-            if (_byExecution.TryGetValue(executionId, out var handlers))
-                handlers.TryRemove(key, out _);
+            // The last page of an execution to leave takes its entry away, so the map does not grow with every run viewed.
+            lock (_subscriptions)
+            {
+                if (_byExecution.TryGetValue(executionId, out var handlers) && handlers.TryRemove(key, out _) && handlers.IsEmpty)
+                    _byExecution.TryRemove(executionId, out _);
+            }
         });
     }
 

@@ -300,7 +300,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         if (q.To is { } to)
             executions = executions.Where(e => e.RequestedAt <= to);
         var total = await executions.CountAsync(ct);
-        var items = await executions.OrderByDescending(e => e.RequestedAt).Skip(q.Page * q.PageSize).Take(Math.Clamp(q.PageSize, 1, 200))
+        var pageSize = Math.Clamp(q.PageSize, 1, 200);
+        var items = await executions.OrderByDescending(e => e.RequestedAt).Skip(Math.Max(0, q.Page) * pageSize).Take(pageSize)
             .Select(e => new ExecutionSummary(e.Id, e.RunbookName, e.Version, e.Status, e.RequestedBy, e.RequestedAt, e.FinishedAt, e.DryRun)).ToListAsync(ct);
         return (items, total);
     }
