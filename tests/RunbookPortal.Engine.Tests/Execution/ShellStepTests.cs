@@ -382,7 +382,7 @@ public sealed class ShellStepTests : ScratchFolder
               run: |
                 echo "$0: [${LEAKED-}] [${PLAIN-}] [${ONLY_HERE-}] $(basename "$PWD") $(umask) $- $(shopt -p nullglob)"
                 type helper >/dev/null 2>&1 && echo "helper leaked" || echo "no helper"
-                set | grep -c '^__rbp' || true
+                env | grep -c '^__rbp' || true
             """);
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);

@@ -26,12 +26,14 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// The protocol: the shell reads requests from its stdin as NUL-terminated fields (see
 /// <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. It pastes the script — author
 /// text, in which templates are already variable references (<see cref="ShellQuoting"/>) — into
-/// <c>( set -e -o pipefail; …; script )</c>, started as a background job under job control, so the subshell leads a
-/// process group of its own; variable values are only ever assigned by <c>export "$name=$value"</c>, never parsed.
-/// The shell changes to the directory (again, by name) before each fork. When the subshell ends, the shell kills
-/// what is left of its process group and prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on a line of its own on stderr and on stdout, so the
-/// reader knows that both streams of the step are complete. The nonce is random per shell and removed from the
-/// step's variables. A step's <c>env</c> may not name a variable bash keeps read-only (<c>UID</c>, <c>PPID</c>…):
+/// <c>( set -e; …; script )</c> (<c>pipefail</c> is the shell's own, inherited), run as a foreground job under job
+/// control, so the subshell leads a process group of its own; variable values are only ever assigned by
+/// <c>export "$name=$value"</c>, never parsed. The subshell's first act is to print <c>&lt;nonce&gt; pid &lt;pid&gt;</c>
+/// on stderr: that group is what a cancel or timeout kills, and what is left of it is killed when the step ends.
+/// When the subshell ends, the shell prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on a line of its own on stderr and on
+/// stdout, so the reader knows that both streams of the step are complete. The nonce is random per shell; a script
+/// that cannot be parsed never prints its pid, which is how its exit code 2 is told from a script's own.
+/// A step's <c>env</c> may not name a variable bash keeps read-only (<c>UID</c>, <c>PPID</c>…):
 /// the step then fails with bash's message before its script runs.
 /// </para>
 /// <para>
@@ -41,36 +43,42 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 internal sealed class ShellHost : IAsyncDisposable
 {
     /// <summary>
-    /// The shell's program. Variables and functions of its own start with <c>__rbp_</c> and are removed in each step.
+    /// The shell's program. Variables and a function of its own start with <c>__rbp_</c>; a step can see them (they
+    /// are not exported, so nothing it starts does): unsetting them in each step cost more than a tenth of a trivial
+    /// step, as every page of memory the subshell writes to before it runs the command is copied.
     /// It is one line: bash numbers the lines of an <c>eval</c> from the line the eval stands on, so on line 1 the
     /// line numbers in a step's error messages and <c>$LINENO</c> are those of the step's own script.
     /// </summary>
     private static readonly string Program = string.Join(" ",
-        "set -m;",
+        "set -m -o pipefail;", // pipefail: every step inherits it (the shell's own loop has no pipelines)
         "exec 3>&2 4</dev/null 2>/dev/null;", // 3: stderr for the steps; the shell's own job notices go nowhere
         "IFS= read -r -d '' __rbp_nonce || exit 0;",
         "__rbp_own_env() { local __rbp_i; for ((__rbp_i = 0; __rbp_i < ${#__rbp_own[@]}; __rbp_i += 2)); do export \"${__rbp_own[__rbp_i]}=${__rbp_own[__rbp_i + 1]}\"; done; };",
         "while IFS= read -r -d '' __rbp_head; do",
-        "  __rbp_own=() __rbp_pid= __rbp_code=1;",
+        "  __rbp_own=();",
         "  if [[ -n $__rbp_head ]]; then", // "<set> <unset> <own> <directory?>"
         "    __rbp_counts=($__rbp_head);",
         "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; IFS= read -r -d '' __rbp_value; export \"$__rbp_name=$__rbp_value\"; done;",
         "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; unset -v \"$__rbp_name\"; done;",
         "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[2] * 2; __rbp_i++)); do IFS= read -r -d '' '__rbp_own[__rbp_i]'; done;",
-        "    __rbp_value= __rbp_dir=$PWD;",
+        "    __rbp_dir=$PWD;",
         "    ((__rbp_counts[3] == 0)) || IFS= read -r -d '' __rbp_dir;",
+        "    unset -v __rbp_counts __rbp_i __rbp_name __rbp_value;",
         "  fi;",
         "  IFS= read -r -d '' __rbp_script;",
-        "  if cd -- \"${__rbp_dir:-$PWD}\" 2>&3; then",
-        "    eval \"( set +m -e -o pipefail; ${__rbp_own[0]+__rbp_own_env;} unset -v __rbp_nonce __rbp_head __rbp_counts __rbp_i __rbp_name __rbp_value __rbp_own __rbp_dir __rbp_script __rbp_pid __rbp_code BASH_EXECUTION_STRING; unset -f __rbp_own_env; ${__rbp_script}\"$'\\n'\") <&4 3>&- 4<&- & __rbp_pid=\\$!\" 2>&3;",
-        "    __rbp_code=$?;",
-        "    [[ -n $__rbp_pid || $__rbp_code != 2 ]] || printf '%s\\n' 'The script could not be parsed: look for an unclosed quote, bracket, if, for, case or here-document.' >&3;",
-        "  fi;",
-        "  __rbp_dir=;",
-        "  if [[ -n $__rbp_pid ]]; then wait \"$__rbp_pid\"; __rbp_code=$?; kill -9 -- \"-$__rbp_pid\"; fi;",
-        "  printf '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\" >&3;",
-        "  printf '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
+        // The step: a foreground job, so a process group of its own. It first tells its pid (the group to kill
+        // once it ends, or when it is stopped), then runs the script. The shell changes to the directory again only
+        // when it is not the one it stands in (a step may have removed and made it again).
+        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"( set +m -e; printf '%s pid %s\\n' $__rbp_nonce \\$BASHPID >&2; ${__rbp_own[0]+__rbp_own_env;} ${__rbp_script}\"$'\\n'\") <&4 3>&- 4<&-\" 2>&3;",
+        "  __rbp_code=$? __rbp_dir=;",
+        // The end, formatted first so that each stream gets it in one write (a newline in printf's format flushes).
+        "  printf -v __rbp_end '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
+        "  printf %s \"$__rbp_end\" >&3;",
+        "  printf %s \"$__rbp_end\";",
         "done");
+
+    /// <summary>Follows bash's message when a script cannot be parsed (it then never starts: no pid line).</summary>
+    private const string ParseHint = "The script could not be parsed: look for an unclosed quote, bracket, if, for, case or here-document.";
 
     /// <summary>How long a stopped step's shell may take to report its end before the whole shell is killed.</summary>
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(5);
@@ -172,9 +180,15 @@ internal sealed class ShellHost : IAsyncDisposable
                 KillEverything();
                 return new ShellOutcome(null, stopped, "the shell of this execution exited during the step");
             }
-            if (run.Ended.Result != 0)
+            // What the step left running in the background ends with it.
+            if (run.Group is { } group)
+                ProcessTree.KillGroup(group);
+            var code = run.Ended.Result;
+            if (code != 0)
                 _directory = null; // the shell may not have changed to it: name it again next time
-            return new ShellOutcome(run.Ended.Result, stopped, null);
+            if (code == 2 && run.Group is null && !stopped)
+                await run.OutputAsync("stderr", ParseHint).ConfigureAwait(false); // bash's own message came before
+            return new ShellOutcome(code, stopped, null);
         }
         finally
         {
@@ -240,6 +254,8 @@ internal sealed class ShellHost : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         while (!run.Ended.IsCompleted && !_exited.IsCompleted && Stopwatch.GetElapsedTime(started) < StopGrace)
         {
+            if (run.Group is { } group)
+                ProcessTree.KillGroup(group);
             foreach (var child in ProcessTree.Children(_process.Id))
                 ProcessTree.KillGroup(child);
             await Task.WhenAny(run.Ended, _exited, Task.Delay(KillRetry)).ConfigureAwait(false);
@@ -290,7 +306,7 @@ internal sealed class ShellHost : IAsyncDisposable
                     if (line.StartsWith(_nonce, StringComparison.Ordinal))
                     {
                         heldEmpty = false;
-                        EndOfStep(stream, line);
+                        Control(stream, line);
                         continue;
                     }
                     if (heldEmpty)
@@ -312,12 +328,20 @@ internal sealed class ShellHost : IAsyncDisposable
 
     private ValueTask OutputAsync(string stream, string line) => _current is { } run ? run.OutputAsync(stream, line) : ValueTask.CompletedTask;
 
-    /// <summary><c>&lt;nonce&gt; end &lt;code&gt;</c>: the step's output on this stream is complete.</summary>
-    private void EndOfStep(string stream, string line)
+    /// <summary>
+    /// A line of the shell's own: <c>&lt;nonce&gt; pid &lt;pid&gt;</c> (stderr, the step's first act: its process
+    /// group) or <c>&lt;nonce&gt; end &lt;code&gt;</c> (the step's output on this stream is complete).
+    /// </summary>
+    private void Control(string stream, string line)
     {
         var control = line[_nonce.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (_current is { } run && control is ["end", var code] && int.TryParse(code, NumberStyles.Integer, CultureInfo.InvariantCulture, out var exitCode))
-            run.StreamEnded(stream, exitCode);
+        if (_current is not { } run || control is not [var kind, var number]
+            || !int.TryParse(number, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
+            return;
+        if (kind == "end")
+            run.StreamEnded(stream, value);
+        else if (kind == "pid")
+            run.Group = value;
     }
 
     public async ValueTask DisposeAsync()
@@ -339,8 +363,11 @@ internal sealed class ShellHost : IAsyncDisposable
     private sealed class StepRun
     {
         private readonly Func<string, string, ValueTask> _output;
-        private readonly TaskCompletionSource<int> _stdoutEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly TaskCompletionSource<int> _stderrEnd = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The step's end runs on in the pump that read the last marker: the runner then starts the next step without
+        // waiting for a thread of the pool (most of what a trivial step costs is such hand-overs). Nothing after the
+        // marker waits for that pump: it reads the next step's output once the runner next awaits.
+        private readonly TaskCompletionSource<int> _stdoutEnd = new();
+        private readonly TaskCompletionSource<int> _stderrEnd = new();
         private readonly TaskCompletionSource _stopping = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public StepRun(Func<string, string, ValueTask> output)
@@ -350,6 +377,15 @@ internal sealed class ShellHost : IAsyncDisposable
         }
 
         public Task Stopping => _stopping.Task;
+
+        private int _group;
+
+        /// <summary>The step's process (and group) id, once its first line said it.</summary>
+        public int? Group
+        {
+            get => Volatile.Read(ref _group) is > 1 and var group ? group : null;
+            set => Volatile.Write(ref _group, value ?? 0);
+        }
 
         /// <summary>The exit code, once both streams carried the end marker (so all of the step's output was read).</summary>
         public Task<int> Ended { get; }
