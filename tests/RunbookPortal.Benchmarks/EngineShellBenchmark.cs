@@ -125,7 +125,7 @@ public static class EngineShellBenchmark
                 throw new InvalidOperationException($"step {step.Id} failed: {result.Error}");
         }
         var elapsed = Stopwatch.GetElapsedTime(start);
-        await executor.ReleaseAsync(executionId);
+        await executor.ReleaseAsync(executionId, final: true);
         return elapsed;
     }
 

@@ -127,8 +127,11 @@ public interface IStepExecutor
     /// <summary>
     /// The run (or rollback) of <paramref name="executionId"/> has ended: free what the executor keeps for it
     /// between steps (a shell step's long-lived shell). Called once per run, whether or not the executor ran a step.
+    /// <paramref name="final"/>: the execution is over for good — it succeeded or was rolled back — so what is kept
+    /// for a resume (the execution's working folder) may go too; a failed, cancelled or interrupted run can still be
+    /// resumed and keeps it.
     /// </summary>
-    ValueTask ReleaseAsync(Guid executionId) => ValueTask.CompletedTask;
+    ValueTask ReleaseAsync(Guid executionId, bool final) => ValueTask.CompletedTask;
 }
 
 /// <summary>Everything an executor needs for one attempt of one step.</summary>

@@ -50,13 +50,16 @@ public sealed class ExecutionRunner
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(journal);
         ArgumentNullException.ThrowIfNull(control);
+        ExecutionOutcome? outcome = null;
         try
         {
-            return await RunStepsAsync(plan, journal, control, shutdown).ConfigureAwait(false);
+            outcome = await RunStepsAsync(plan, journal, control, shutdown).ConfigureAwait(false);
+            return outcome;
         }
         finally
         {
-            await ReleaseAsync(plan.ExecutionId).ConfigureAwait(false);
+            // Over for good when it succeeded or was rolled back; a failed, cancelled or interrupted run may be resumed.
+            await ReleaseAsync(plan.ExecutionId, outcome is { Status: ExecutionStatus.Succeeded } or { RolledBack: true }).ConfigureAwait(false);
         }
     }
 
@@ -108,13 +111,15 @@ public sealed class ExecutionRunner
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(succeededStepIds);
         ArgumentNullException.ThrowIfNull(journal);
+        ExecutionOutcome? outcome = null;
         try
         {
-            return await RollbackStepsAsync(plan, succeededStepIds, journal, cancellationToken).ConfigureAwait(false);
+            outcome = await RollbackStepsAsync(plan, succeededStepIds, journal, cancellationToken).ConfigureAwait(false);
+            return outcome;
         }
         finally
         {
-            await ReleaseAsync(plan.ExecutionId).ConfigureAwait(false);
+            await ReleaseAsync(plan.ExecutionId, outcome is { RolledBack: true }).ConfigureAwait(false);
         }
     }
 
@@ -130,10 +135,10 @@ public sealed class ExecutionRunner
     }
 
     /// <summary>Lets every executor free what it kept for the run.</summary>
-    private async Task ReleaseAsync(Guid executionId)
+    private async Task ReleaseAsync(Guid executionId, bool final)
     {
         foreach (var executor in _executors.Values)
-            await executor.ReleaseAsync(executionId).ConfigureAwait(false);
+            await executor.ReleaseAsync(executionId, final).ConfigureAwait(false);
     }
 
     private async Task<ExecutionOutcome> DryRunAsync(Run run)

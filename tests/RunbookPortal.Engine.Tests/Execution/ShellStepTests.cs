@@ -19,6 +19,46 @@ public sealed class ShellStepTests : ScratchFolder
     }
 
     [Fact]
+    public async Task AnExecutionsOwnFolder_GoesWhenItSucceeds_AndStaysForAResumeWhenItFails()
+    {
+        var runner = Engine.Runner(""); // no folder configured: each execution gets one of its own
+        using var control = new ExecutionControl();
+
+        var succeeding = Engine.Plan(Engine.Runbook("""
+            - id: work
+              action: shell
+              run: touch made-here; pwd
+            """));
+        var log = new EventLog();
+        var outcome = await runner.RunAsync(succeeding, log, control, CancellationToken.None).WaitAsync(EventLog.Patience);
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var folder = log.Output("work");
+        Assert.Equal(Path.Combine(Path.GetTempPath(), "runbookportal", succeeding.ExecutionId.ToString("N")), folder);
+        var deadline = DateTime.UtcNow + EventLog.Patience;
+        while (Directory.Exists(folder) && DateTime.UtcNow < deadline)
+            await Task.Delay(20); // deleted once the execution's shell has exited
+        Assert.False(Directory.Exists(folder), "the folder of a succeeded execution is still there");
+
+        var failing = Engine.Plan(Engine.Runbook("""
+            - id: work
+              action: shell
+              run: touch made-here; pwd; exit 3
+            """));
+        log = new EventLog();
+        outcome = await runner.RunAsync(failing, log, control, CancellationToken.None).WaitAsync(EventLog.Patience);
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        folder = log.Output("work");
+        try
+        {
+            Assert.True(File.Exists(Path.Combine(folder, "made-here")), "a failed execution may be resumed: its folder stays");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Output_IsStreamedLineByLine_InOrderPerStream()
     {
         var (outcome, log) = await RunAsync("""

@@ -2,6 +2,10 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Integration;
@@ -189,5 +193,84 @@ public sealed class GracefulShutdownTests
         Assert.Equal(System.Net.HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
         var done = await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Succeeded");
         Assert.Equal(1, done.GetProperty("steps")[0].GetProperty("attempts").GetInt32());
+    }
+}
+
+/// <summary>A node whose run was taken over stops it at once and records nothing more: the other node's record counts.</summary>
+public sealed class LeaseLostTests
+{
+    [Fact]
+    public async Task ANodeThatLostItsLease_KillsTheRunningStep_AndRecordsNothingMore()
+    {
+        await using var database = TestDatabase.Sqlite();
+        var settings = new Dictionary<string, string?>(EngineSettings.Fast)
+        {
+            ["Engine:LeaseDuration"] = "00:00:02",
+            ["Engine:NodeId"] = "node-loses",
+        };
+        await using var portal = new PortalFactory(database, settings);
+        var name = $"lease-{Guid.NewGuid():N}"[..24];
+        var pidFile = Path.Combine(Path.GetTempPath(), $"rbp-lease-{Guid.NewGuid():N}");
+        try
+        {
+            await ExecutionApiTests.PublishAsync(portal, $"""
+                apiVersion: runbooks/v1
+                name: {name}
+                title: Loses its lease
+                type: maintenance
+                parameters:
+                  pidfile: {"{"} type: string, required: true {"}"}
+                steps:
+                  - id: slow
+                    action: shell
+                    run: echo $BASHPID > "$RBP_PARAM_PIDFILE"; sleep 60
+                  - id: next
+                    action: shell
+                    run: echo never
+                """, name);
+            var client = portal.AdminClient();
+            var id = await ExecutionApiTests.StartAsync(client, name, new { pidfile = pidFile });
+            await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("steps")[0].GetProperty("status").GetString() == "Running");
+            var pid = await WaitForAsync(() => File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var p) ? p : (int?)null, "the step's pid");
+
+            // Another node takes the run over, as its claim pass does once the lease has run out: the run is
+            // Interrupted at its step (and could then be resumed there).
+            using (var scope = portal.Services.CreateScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+                var execution = await db.Executions.Include(e => e.Steps).SingleAsync(e => e.Id == id);
+                ExecutionLedger.Append(db, execution, new HostEvent("execution_interrupted", "slow",
+                    new { reason = "Node node-loses stopped renewing its lease.", node = "node-loses", step = "slow" }), DateTime.UtcNow);
+                await db.SaveChangesAsync();
+            }
+            var before = await ExecutionApiTests.EventsAsync(client, id);
+
+            await WaitForAsync(() => portal.Logs.Any(l => l.Contains("lost its lease and stopped the run", StringComparison.Ordinal)) ? true : (bool?)null, "the node to stop the run");
+            await WaitForAsync(() => Directory.Exists($"/proc/{pid}") ? null : (bool?)true, "the step's process to be gone");
+            var after = await ExecutionApiTests.EventsAsync(client, id);
+            Assert.Equal(before.Select(e => e.GetProperty("seq").GetInt64()), after.Select(e => e.GetProperty("seq").GetInt64()));
+            var taken = await client.GetFromJsonAsync<JsonElement>($"/api/executions/{id}");
+            Assert.Equal("Interrupted", taken.GetProperty("status").GetString());
+            Assert.Equal("slow", taken.GetProperty("failedStepId").GetString());
+            Assert.Equal("Pending", taken.GetProperty("steps")[1].GetProperty("status").GetString());
+            Assert.DoesNotContain(portal.Logs, l => l.Contains("failed in the host", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(pidFile);
+        }
+    }
+
+    private static async Task<T> WaitForAsync<T>(Func<T?> probe, string what) where T : struct
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            if (probe() is { } value)
+                return value;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"Waited 20 s for {what}.");
+            await Task.Delay(50);
+        }
     }
 }

@@ -110,14 +110,37 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
         return new StepResult(outcome.ExitCode == 0 && outcome.Error is null, output, outcome.ExitCode, outcome.Error);
     }
 
-    /// <summary>Ends the shell of <paramref name="executionId"/>, if it has one.</summary>
+    /// <summary>
+    /// Ends the shell of <paramref name="executionId"/>, if it has one; when the execution is over for good, also
+    /// deletes the working folder this executor made for it (a folder set in the options is never deleted).
+    /// </summary>
     /// <remarks>Does not wait for the shell to exit: it reads end-of-file and exits by itself (or is killed after a grace period).</remarks>
-    public ValueTask ReleaseAsync(Guid executionId)
+    public ValueTask ReleaseAsync(Guid executionId, bool final)
     {
-        if (_hosts.TryRemove(executionId, out var host))
-            _ = host.DisposeAsync().AsTask();
+        _hosts.TryRemove(executionId, out var host);
+        var folder = final && string.IsNullOrEmpty(options.WorkingDirectory) ? ExecutionFolder(executionId) : null;
+        if (host is not null || folder is not null)
+            _ = EndAsync(host, folder);
         return ValueTask.CompletedTask;
+
+        static async Task EndAsync(ShellHost? host, string? folder)
+        {
+            if (host is not null)
+                await host.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                if (folder is not null && Directory.Exists(folder))
+                    Directory.Delete(folder, recursive: true); // a symbolic link in it is removed, not followed
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Something in it is not ours to delete: the temp folder's own clean-up gets it.
+            }
+        }
     }
+
+    /// <summary>The working folder of an execution when none is configured: its own, under the temp folder.</summary>
+    private static string ExecutionFolder(Guid executionId) => Path.Combine(Path.GetTempPath(), "runbookportal", executionId.ToString("N"));
 
     public async ValueTask DisposeAsync()
     {
@@ -216,7 +239,7 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
         {
             if (string.IsNullOrEmpty(root))
             {
-                root = Path.Combine(Path.GetTempPath(), "runbookportal", context.ExecutionId.ToString("N"));
+                root = ExecutionFolder(context.ExecutionId);
                 Directory.CreateDirectory(root);
             }
             return sub is null ? root : Path.GetFullPath(Path.Combine(root, sub));

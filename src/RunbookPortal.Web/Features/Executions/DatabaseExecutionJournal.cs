@@ -15,10 +15,13 @@ namespace RunbookPortal.Web.Features.Executions;
 /// one transaction, so a step that prints fast is not slowed to one commit per line. Back-pressure holds a step
 /// that outruns the database by more than <see cref="MaxPending"/> lines.</item>
 /// <item>When a save fails, every later call throws, so the engine stops the step and reports it.</item>
+/// <item>With a <c>leaseOwner</c> (the worker's node), nothing is saved once the execution's lease is no longer that
+/// node's — another node has taken the run over, and its record is the one that counts: the save throws
+/// <see cref="LeaseLostException"/> instead.</item>
 /// </list>
 /// Dispose (await) it before its database context: it waits for the writer.
 /// </summary>
-public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time)
+public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time, string? leaseOwner = null)
     : IExecutionJournal, IAsyncDisposable
 {
     /// <summary>The most events saved in one transaction.</summary>
@@ -111,6 +114,9 @@ public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionI
         for (var attempt = 1; ; attempt++)
         {
             _execution ??= await db.Executions.Include(e => e.Steps).FirstAsync(e => e.Id == executionId, CancellationToken.None).ConfigureAwait(false);
+            // A takeover appends an event, so a run that lost its lease meets the seq conflict below and reloads.
+            if (leaseOwner is not null && _execution.LeaseOwner != leaseOwner)
+                throw new LeaseLostException(executionId, leaseOwner);
             var records = batch.Select(p => ExecutionLedger.Append(db, _execution, p.Event, p.At)).ToList();
             try
             {
@@ -146,3 +152,7 @@ public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionI
 
     private sealed record Pending(ExecutionEvent Event, DateTime At, TaskCompletionSource? Durable);
 }
+
+/// <summary>The execution's lease is no longer this node's: another node took the run over.</summary>
+public sealed class LeaseLostException(Guid executionId, string node)
+    : InvalidOperationException($"Execution {executionId} is no longer leased to node {node}: another node has taken it over.");

@@ -155,12 +155,13 @@ public sealed class ExecutionWorker(
                     await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({ClaimLockKey})", ct);
                 var now = time.GetUtcNow().UtcDateTime;
 
-                // A node that stopped renewing its lease is gone: its run is Interrupted at the step it was in.
+                // A node that stopped renewing its lease is gone: its run is Interrupted at the step it was in. A
+                // running row without a lease was let go by a node that could not record how it ended.
                 var expired = await db.Executions.Include(e => e.Steps)
-                    .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && e.LeaseExpiresAt < now)
+                    .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && (e.LeaseExpiresAt == null || e.LeaseExpiresAt < now))
                     .ToListAsync(ct);
                 interrupted = expired.Select(e => ExecutionLedger.Append(db, e, new HostEvent("execution_interrupted", e.CurrentStepId,
-                    new { reason = $"Node {e.LeaseOwner} stopped renewing its lease while running step '{e.CurrentStepId}'.", node = e.LeaseOwner, step = e.CurrentStepId }), now)).ToList();
+                    new { reason = InterruptedReason(e), node = e.LeaseOwner, step = e.CurrentStepId }), now)).ToList();
 
                 claimed = [];
                 if (free > 0 && !ct.IsCancellationRequested)
@@ -221,7 +222,9 @@ public sealed class ExecutionWorker(
     private async Task RunClaimedAsync(Guid id, ExecutionControl control)
     {
         using var heartbeatStop = new CancellationTokenSource();
-        var heartbeat = HeartbeatAsync(id, control, heartbeatStop.Token);
+        // Cancelled when the lease is lost: the running step is killed as on shutdown, and nothing more is recorded.
+        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(_grace.Token);
+        var heartbeat = HeartbeatAsync(id, control, leaseLost, heartbeatStop.Token);
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -245,12 +248,16 @@ public sealed class ExecutionWorker(
                     s => (IReadOnlyDictionary<string, string>)(JsonSerializer.Deserialize<Dictionary<string, string>>(s.OutputsJson!) ?? [])),
                 succeeded.Select(s => s.StepId).ToList());
 
-            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time);
+            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, _node);
             var runner = services.GetRequiredService<ExecutionRunner>();
             var outcome = execution.Mode == ExecutionMode.Rollback
-                ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, _grace.Token)
-                : await runner.RunAsync(plan, journal, control, _grace.Token);
+                ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, leaseLost.Token)
+                : await runner.RunAsync(plan, journal, control, leaseLost.Token);
             logger.LogInformation("Execution {Execution} of {Runbook} v{Version} ended {Status}.", id, execution.RunbookName, execution.Version, outcome.Status);
+        }
+        catch (LeaseLostException)
+        {
+            logger.LogWarning("Execution {Execution}: this node lost its lease and stopped the run; the node that took it over records what follows.", id);
         }
         catch (Exception ex)
         {
@@ -270,7 +277,7 @@ public sealed class ExecutionWorker(
     }
 
     /// <summary>Renews the lease and picks up a cancel requested on another node.</summary>
-    private async Task HeartbeatAsync(Guid id, ExecutionControl control, CancellationToken stop)
+    private async Task HeartbeatAsync(Guid id, ExecutionControl control, CancellationTokenSource leaseLost, CancellationToken stop)
     {
         var interval = options.Value.LeaseDuration / 3;
         while (!stop.IsCancellationRequested)
@@ -287,10 +294,10 @@ public sealed class ExecutionWorker(
                     .Select(e => new { e.CancelRequested, e.CancelRollback, e.CancelRequestedBy }).FirstAsync(stop);
                 if (cancel.CancelRequested && !control.CancelToken.IsCancellationRequested)
                     control.Cancel(cancel.CancelRequestedBy ?? "operator", cancel.CancelRollback);
-                if (renewed == 0 && !control.CancelToken.IsCancellationRequested)
+                if (renewed == 0 && !leaseLost.IsCancellationRequested)
                 {
                     logger.LogWarning("Execution {Execution}: this node lost its lease; stopping the run here.", id);
-                    control.Cancel("lease lost", rollback: false);
+                    await leaseLost.CancelAsync();
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -303,6 +310,14 @@ public sealed class ExecutionWorker(
                 logger.LogError(ex, "Heartbeat of execution {Execution} failed; it tries again at the next beat.", id);
             }
         }
+    }
+
+    private static string InterruptedReason(Execution execution)
+    {
+        var where = execution.CurrentStepId is { } step ? $" while running step '{step}'" : "";
+        return execution.LeaseOwner is { } node
+            ? $"Node {node} stopped renewing its lease{where}."
+            : $"The node running it let it go{where} without recording how it ended.";
     }
 
     private async Task ReleaseAsync(Guid id)
@@ -318,8 +333,12 @@ public sealed class ExecutionWorker(
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time);
+            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time, _node);
             await journal.RecordAsync(new HostEvent("execution_finished", null, new { status = nameof(ExecutionStatus.Failed), reason = $"The portal could not run this execution: {ex.GetBaseException().Message}" }), CancellationToken.None);
+        }
+        catch (LeaseLostException)
+        {
+            logger.LogWarning("Execution {Execution}: its failure here is not recorded; another node has taken it over.", id);
         }
         catch (Exception inner)
         {
