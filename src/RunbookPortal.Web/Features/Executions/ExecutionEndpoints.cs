@@ -36,7 +36,7 @@ public static class ExecutionEndpoints
             .WithSummary("One execution with its steps; secret parameters are masked.");
 
         executions.MapGet("/{id:guid}/events", async (Guid id, long? after, int? limit, ExecutionService svc, CancellationToken ct) =>
-                await svc.GetAsync(id, ct) is null ? NotFound() : Results.Ok(await svc.EventsAsync(id, after ?? 0, limit ?? 1000, ct)))
+                await svc.ExistsAsync(id, ct) ? Results.Ok(await svc.EventsAsync(id, after ?? 0, limit ?? 1000, ct)) : NotFound())
             .WithSummary("The timeline after a seq: every event exactly once, in order.");
 
         executions.MapPost("/{id:guid}/cancel", async (Guid id, CancelRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>

@@ -201,7 +201,9 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                 case ExecutionStatus.Running or ExecutionStatus.WaitingForInput:
                     wasRunning = true;
                     if (execution.CancelRequested)
-                        return OperationResult.Ok;
+                        return execution.CancelRollback == rollback
+                            ? OperationResult.Ok
+                            : OperationResult.Conflict($"A cancel {(execution.CancelRollback ? "with" : "without")} rollback is already under way.");
                     execution.CancelRequested = true;
                     execution.CancelRollback = rollback;
                     execution.CancelRequestedBy = actor;
@@ -317,6 +319,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             e.Steps.OrderBy(s => s.Index).Select(s => new StepView(s.StepId, s.Name, s.Action, s.Status, s.Attempts, s.StartedAt, s.FinishedAt, s.Error, s.HasRollback)).ToList());
     }
 
+    public Task<bool> ExistsAsync(Guid id, CancellationToken ct = default) => db.Executions.AnyAsync(e => e.Id == id, ct);
+
     public async Task<List<EventView>> EventsAsync(Guid id, long after, int limit = 1000, CancellationToken ct = default)
     {
         var rows = await db.ExecutionEvents.AsNoTracking().Where(ev => ev.ExecutionId == id && ev.Seq > after)
@@ -324,6 +328,9 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         return rows.Select(ToView).ToList();
     }
 
-    public static EventView ToView(ExecutionEventRecord r) =>
-        new(r.ExecutionId, r.Seq, r.At, r.Kind, r.StepId, JsonDocument.Parse(r.DataJson).RootElement.Clone());
+    public static EventView ToView(ExecutionEventRecord r)
+    {
+        using var data = JsonDocument.Parse(r.DataJson);
+        return new(r.ExecutionId, r.Seq, r.At, r.Kind, r.StepId, data.RootElement.Clone());
+    }
 }
