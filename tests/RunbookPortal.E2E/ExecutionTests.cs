@@ -307,6 +307,74 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     /// started) is stopped, the succeeded step's rollback runs, and the page says Cancelled, all without a reload.
     /// </summary>
     [Fact]
+    public async Task TheExecutionsList_PagesThroughMoreRunsThanFitOnAPage()
+    {
+        const string name = "e2e-many-runs";
+        using var admin = Api(Portal.ApiToken);
+        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, """
+            apiVersion: runbooks/v1
+            name: e2e-many-runs
+            title: Many runs
+            type: maintenance
+            steps:
+              - id: hello
+                action: shell
+                run: echo hello
+            """, "pager");
+        var ids = new List<string>();
+        for (var i = 0; i < 53; i++)
+            ids.Add(await StartByApiAsync(operatorToken, name));
+
+        await SignInAsync(operatorEmail, operatorPassword);
+        await Page.GotoAsync("/executions");
+        await WaitForInteractiveAsync("Executions");
+        await Page.GetByLabel("Runbook name").FillAsync(name);
+        var rows = Page.Locator("[data-testid=executions-table] tbody tr");
+        await Expect(rows, "the first page is full").ToHaveCountAsync(50);
+        await Expect(Page.GetByText("1–50 of 53")).ToBeVisibleAsync();
+        await Expect(rows.First.Locator($"a[href='/executions/{ids[^1]}']").First, "newest first").ToBeVisibleAsync();
+        await ScreenshotAsync("executions-pages.png");
+
+        await Page.Locator("[data-testid=pages]").GetByRole(AriaRole.Button, new() { Name = "2" }).ClickAsync();
+        await Expect(rows, "the second page holds the rest").ToHaveCountAsync(3);
+        await Expect(Page.GetByText("51–53 of 53")).ToBeVisibleAsync();
+        await Expect(rows.Last.Locator($"a[href='/executions/{ids[0]}']").First, "the oldest is last").ToBeVisibleAsync();
+    }
+
+    [Fact]
+    public async Task ALongTimeline_ShowsItsLatestEvents_AndEveryEventOnRequest()
+    {
+        const string name = "e2e-long-output";
+        using var admin = Api(Portal.ApiToken);
+        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, """
+            apiVersion: runbooks/v1
+            name: e2e-long-output
+            title: Long output
+            type: maintenance
+            steps:
+              - id: count
+                action: shell
+                run: for i in $(seq 1 6000); do echo "line $i"; done
+            """, "reader");
+        var executionId = await StartByApiAsync(operatorToken, name);
+
+        await SignInAsync(operatorEmail, operatorPassword);
+        var (status, timeline) = await OpenExecutionAsync(executionId, name);
+        await Expect(status).ToHaveAttributeAsync("data-status", "Succeeded");
+        var lines = timeline.Locator(".rbp-output");
+        await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 6000$") }), "the last line is shown").ToHaveCountAsync(1);
+        await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 1$") }), "the first lines wait for Show all").ToHaveCountAsync(0);
+        var showAll = Page.Locator("[data-testid=show-all]");
+        await Expect(showAll).ToContainTextAsync("Show all 6,0");
+        await Expect(timeline).ToContainTextAsync("earlier events are not shown");
+
+        await showAll.ClickAsync();
+        await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 1$") })).ToHaveCountAsync(1);
+        await Expect(lines).ToHaveCountAsync(6000);
+        await Expect(showAll).ToHaveCountAsync(0);
+    }
+
+    [Fact]
     public async Task OperatorCancelsAHangingRun_WithRollback_InTheBrowser()
     {
         const string name = "e2e-long-backup";
