@@ -60,6 +60,7 @@ public static class EngineShellBenchmark
         var runner = new ExecutionRunner([executor], TimeProvider.System, new ExecutionOptions());
 
         var engine = new List<TimeSpan>();
+        var engineCpu = new List<TimeSpan>();
         var bash = new List<TimeSpan>();
         var floor = new List<TimeSpan>();
         var alone = new List<TimeSpan>();
@@ -67,7 +68,9 @@ public static class EngineShellBenchmark
         var subshellScript = "set -m\n" + string.Concat(Enumerable.Repeat($"( set +m -e; {command}\n) </dev/null\n", steps));
         for (var round = 0; round < WarmUpRounds + rounds; round++)
         {
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var e = await TimeEngineAsync(runner, runbook, steps);
+            cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
             var b = await TimeBashAsync(script, folder);
             var f = await TimeBashPerCommandAsync(command, steps, folder);
             var a = await TimeExecutorAsync(executor, runbook);
@@ -77,6 +80,7 @@ public static class EngineShellBenchmark
             alone.Add(a);
             subshells.Add(s);
             engine.Add(e);
+            engineCpu.Add(cpu);
             bash.Add(b);
             floor.Add(f);
         }
@@ -86,6 +90,7 @@ public static class EngineShellBenchmark
         var ratio = engineMedian / bashMedian;
         Console.WriteLine($"`{command}` × {steps}:");
         Line("engine", engine, steps);
+        Line("  its CPU in the portal", engineCpu, steps);
         Line("bash -e, one script", bash, steps);
         Line("one bash per command", floor, steps);
         Line("shell executor alone", alone, steps);
