@@ -46,8 +46,11 @@ public sealed class RunningExecutions
     private readonly ConcurrentDictionary<Guid, ExecutionControl> _controls = new();
 
     public int Count => _controls.Count;
-    internal bool TryAdd(Guid id, ExecutionControl control) => _controls.TryAdd(id, control);
-    internal void Remove(Guid id) => _controls.TryRemove(id, out _);
+    /// <summary>A run of <paramref name="id"/> starts here (a resumed run may start before the last one has let go).</summary>
+    internal void Add(Guid id, ExecutionControl control) => _controls[id] = control;
+
+    /// <summary>That run has ended: its control goes, not a later run's.</summary>
+    internal void Remove(Guid id, ExecutionControl control) => _controls.TryRemove(new KeyValuePair<Guid, ExecutionControl>(id, control));
 
     /// <summary>Node shutdown: every running step may finish, no further step starts (the runs end Interrupted).</summary>
     public void RequestStopAll()
@@ -83,7 +86,8 @@ public sealed class ExecutionWorker(
     ILogger<ExecutionWorker> logger) : BackgroundService
 {
     private const long ClaimLockKey = 0x52425045_58454321; // "RBPEXEC!"
-    private readonly ConcurrentDictionary<Guid, Task> _tasks = new();
+    /// <summary>The runs of this node, by their control (one execution may have a run ending and a resumed one starting).</summary>
+    private readonly ConcurrentDictionary<ExecutionControl, Task> _tasks = new();
     private readonly CancellationTokenSource _grace = new();
     private readonly string _node = options.Value.ResolveNodeId();
     private static readonly SemaphoreSlim SqliteClaimGate = new(1, 1);
@@ -169,7 +173,7 @@ public sealed class ExecutionWorker(
                     var queued = postgres
                         ? db.Executions.FromSqlRaw("SELECT * FROM \"Executions\" WHERE \"Status\" = 'Queued' ORDER BY \"QueuedAt\" LIMIT 200 FOR UPDATE SKIP LOCKED")
                         : db.Executions.Where(e => e.Status == ExecutionStatus.Queued).OrderBy(e => e.QueuedAt).Take(200);
-                    var candidates = await queued.Include(e => e.Steps).ToListAsync(ct);
+                    var candidates = await queued.ToListAsync(ct); // a claim touches no step
                     var keys = candidates.Where(c => c.ConcurrencyKey != null).Select(c => c.ConcurrencyKey!).Distinct().ToList();
                     var busy = keys.Count == 0 ? new Dictionary<string, int>() : await db.Executions
                         .Where(e => e.ConcurrencyKey != null && keys.Contains(e.ConcurrencyKey)
@@ -213,8 +217,10 @@ public sealed class ExecutionWorker(
         {
             notifier.Publish(record);
             var control = new ExecutionControl();
-            running.TryAdd(id, control);
-            _tasks[id] = Task.Run(() => RunClaimedAsync(id, control), CancellationToken.None);
+            running.Add(id, control);
+            if (ct.IsCancellationRequested)
+                control.RequestStop(); // claimed as the node began to stop: it ends Interrupted before its first step
+            _tasks[control] = Task.Run(() => RunClaimedAsync(id, control), CancellationToken.None);
         }
         return claimed.Count;
     }
@@ -269,9 +275,9 @@ public sealed class ExecutionWorker(
             await heartbeatStop.CancelAsync();
             await heartbeat;
             await ReleaseAsync(id);
-            running.Remove(id);
+            running.Remove(id, control);
+            _tasks.TryRemove(control, out _);
             control.Dispose();
-            _tasks.TryRemove(id, out _);
             notifier.WorkQueued(); // a slot is free, and a concurrency key may be too
         }
     }
@@ -324,7 +330,11 @@ public sealed class ExecutionWorker(
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
-        await db.Executions.Where(e => e.Id == id && e.LeaseOwner == _node)
+        // Only once the run's end is recorded: a run still Running here (its end could not be recorded) keeps its lease
+        // until it expires and another claim pass interrupts it; and a resumed run this node has claimed again keeps
+        // the lease it was just given.
+        await db.Executions.Where(e => e.Id == id && e.LeaseOwner == _node
+                && e.Status != ExecutionStatus.Running && e.Status != ExecutionStatus.RollingBack)
             .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseOwner, (string?)null).SetProperty(e => e.LeaseExpiresAt, (DateTime?)null));
     }
 
