@@ -3,7 +3,10 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using RunbookPortal.Engine.Execution;
 using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Integration;
@@ -352,6 +355,71 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
         finally
         {
             File.Delete(flag);
+        }
+    }
+
+    [Fact]
+    public async Task RunsWaitingOnAFullConcurrencyKey_DoNotKeepANewerRunnableRunWaiting()
+    {
+        var name = Name("starve");
+        await PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Keyed
+            type: deployment
+            parameters:
+              environment: { type: string, required: true }
+            concurrency: { key: "starve-{{ environment }}", limit: 1 }
+            steps:
+              - id: work
+                action: shell
+                run: echo ran
+            """, name);
+        var first = await StartAsync(Admin, name, new { environment = "seed" });
+        await WaitForEndAsync(Admin, first);
+
+        // More runs than one claiming pass looks at wait, oldest first, on a key that another node holds.
+        var blocked = "starve-" + Guid.NewGuid().ToString("N")[..8];
+        var inserted = new List<Guid>();
+        await using (var scope = Portal.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+            var template = await db.Executions.AsNoTracking().SingleAsync(e => e.Id == first);
+            var now = DateTime.UtcNow;
+            Execution Copy(ExecutionStatus status, DateTime queuedAt) => new()
+            {
+                Id = Guid.NewGuid(),
+                RunbookVersionId = template.RunbookVersionId,
+                RunbookName = template.RunbookName,
+                Version = template.Version,
+                Status = status,
+                RequestedBy = template.RequestedBy,
+                RequestedAt = queuedAt,
+                QueuedAt = queuedAt,
+                ParametersJson = template.ParametersJson,
+                ConcurrencyKey = blocked,
+                ConcurrencyLimit = 1,
+                LeaseOwner = status == ExecutionStatus.Running ? "another-node" : null,
+                LeaseExpiresAt = status == ExecutionStatus.Running ? now.AddMinutes(10) : null,
+            };
+            var rows = new List<Execution> { Copy(ExecutionStatus.Running, now.AddHours(-2)) };
+            rows.AddRange(Enumerable.Range(0, ExecutionWorker.ClaimWindow + 5).Select(i => Copy(ExecutionStatus.Queued, now.AddHours(-1).AddSeconds(i))));
+            db.Executions.AddRange(rows);
+            await db.SaveChangesAsync();
+            inserted.AddRange(rows.Select(r => r.Id));
+        }
+        try
+        {
+            var runnable = await StartAsync(Admin, name, new { environment = "free" });
+            Assert.Equal("Succeeded", (await WaitForEndAsync(Admin, runnable, seconds: 30)).GetProperty("status").GetString());
+            var waiting = await Admin.GetFromJsonAsync<JsonElement>($"/api/executions/{inserted[1]}");
+            Assert.Equal("Queued", waiting.GetProperty("status").GetString());
+        }
+        finally
+        {
+            await using var scope = Portal.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+            await db.Executions.Where(e => inserted.Contains(e.Id)).ExecuteDeleteAsync();
         }
     }
 

@@ -140,6 +140,9 @@ public sealed class ExecutionWorker(
         await started.Task.WaitAsync(ct);
     }
 
+    /// <summary>The most queued runs one claiming pass looks at.</summary>
+    internal const int ClaimWindow = 200;
+
     /// <summary>One claiming pass: expire dead leases, then claim what fits. Public for tests and benchmarks.</summary>
     public async Task<int> ClaimAndStartAsync(CancellationToken ct)
     {
@@ -170,9 +173,20 @@ public sealed class ExecutionWorker(
                 claimed = [];
                 if (free > 0 && !ct.IsCancellationRequested)
                 {
+                    // The oldest queued runs that may start: a run whose concurrency key is at its limit is left out
+                    // here, so any number of them waiting cannot keep a runnable run out of the window.
                     var queued = postgres
-                        ? db.Executions.FromSqlRaw("SELECT * FROM \"Executions\" WHERE \"Status\" = 'Queued' ORDER BY \"QueuedAt\" LIMIT 200 FOR UPDATE SKIP LOCKED")
-                        : db.Executions.Where(e => e.Status == ExecutionStatus.Queued).OrderBy(e => e.QueuedAt).Take(200);
+                        ? db.Executions.FromSqlRaw($"""
+                            SELECT q.* FROM "Executions" q
+                            WHERE q."Status" = 'Queued'
+                              AND (q."ConcurrencyKey" IS NULL OR (SELECT COUNT(*) FROM "Executions" r
+                                   WHERE r."ConcurrencyKey" = q."ConcurrencyKey" AND r."Status" IN ('Running', 'RollingBack', 'WaitingForInput')) < q."ConcurrencyLimit")
+                            ORDER BY q."QueuedAt" LIMIT {ClaimWindow} FOR UPDATE OF q SKIP LOCKED
+                            """)
+                        : db.Executions.Where(e => e.Status == ExecutionStatus.Queued
+                                && (e.ConcurrencyKey == null || db.Executions.Count(r => r.ConcurrencyKey == e.ConcurrencyKey
+                                    && (r.Status == ExecutionStatus.Running || r.Status == ExecutionStatus.RollingBack || r.Status == ExecutionStatus.WaitingForInput)) < e.ConcurrencyLimit))
+                            .OrderBy(e => e.QueuedAt).Take(ClaimWindow);
                     var candidates = await queued.ToListAsync(ct); // a claim touches no step
                     var keys = candidates.Where(c => c.ConcurrencyKey != null).Select(c => c.ConcurrencyKey!).Distinct().ToList();
                     var busy = keys.Count == 0 ? new Dictionary<string, int>() : await db.Executions
