@@ -442,6 +442,8 @@ public sealed class ShellStepTests : ScratchFolder
               required: false
               run: |
                 echo "shell=$$"
+                sleep 300 &
+                echo "left=$!"
                 kill -9 $$
                 sleep 0.2
                 echo "the step itself went on"
@@ -454,8 +456,11 @@ public sealed class ShellStepTests : ScratchFolder
         var failed = Assert.Single(log.All<StepFailed>());
         Assert.Equal("kill-the-shell", failed.StepId);
         Assert.Contains("the shell of this execution exited", failed.Reason, StringComparison.Ordinal);
-        var first = log.Output("kill-the-shell").Split('\n')[0];
-        Assert.NotEqual(first, log.Output("after"));
+        var lines = log.Output("kill-the-shell").Split('\n');
+        Assert.NotEqual(lines[0], log.Output("after"));
+        // The step outlived its shell, in a group of its own: that group was killed too.
+        var left = int.Parse(lines[1]["left=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(await Processes.WaitGoneAsync(left), $"process {left}, started by the step, still runs after its shell died");
     }
 
     [Fact]

@@ -27,7 +27,7 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// short step). A step cannot change what later steps start from: it runs in a copy of the shell.
 /// <para>
 /// The protocol: the shell reads requests from its stdin as NUL-terminated fields (see
-/// <see cref="WriteRequest"/>); only what changed since the last step is sent. It pastes the script — author
+/// <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. It pastes the script — author
 /// text, in which templates are already variable references (<see cref="ShellQuoting"/>) — into
 /// <c>( set -e; …; script )</c> (<c>pipefail</c> is the shell's own, inherited), run as a foreground job under job
 /// control, so the subshell leads a process group of its own; variable values are only ever assigned by
@@ -72,7 +72,7 @@ internal sealed class ShellHost : IAsyncDisposable
         // The step: a foreground job, so a process group of its own. It first tells its pid (the group to kill
         // once it ends, or when it is stopped), then runs the script. The shell changes to the directory again only
         // when it is not the one it stands in (a step may have removed and made it again).
-        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"( set +m -e; printf '%s pid %s\\n' $__rbp_nonce \\$BASHPID >&2; ${__rbp_own[0]+__rbp_own_env;} ${__rbp_script}\"$'\\n'\") <&4 3>&- 4<&-\" 2>&3;",
+        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"( set +m -e; printf '\\n%s pid %s\\n' $__rbp_nonce \\$BASHPID >&2; ${__rbp_own[0]+__rbp_own_env;} ${__rbp_script}\"$'\\n'\") <&4 3>&- 4<&-\" 2>&3;",
         "  __rbp_code=$? __rbp_dir=;",
         // The end, formatted first so that each stream gets it in one write (a newline in printf's format flushes).
         "  printf -v __rbp_end '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
@@ -99,6 +99,10 @@ internal sealed class ShellHost : IAsyncDisposable
     private volatile StepRun? _current;
     private volatile bool _killed;
     private volatile bool _abandoned;
+    private volatile string? _readFailure;
+
+    /// <summary>Requests up to this size are written synchronously (a pipe holds 64 KiB).</summary>
+    private const int SyncWriteLimit = 32 * 1024;
 
     /// <summary>How long the reader waits in <c>poll</c> before it looks whether it was abandoned.</summary>
     private const int PollTimeoutMs = 1000;
@@ -149,21 +153,23 @@ internal sealed class ShellHost : IAsyncDisposable
                 return new ShellOutcome(null, false, "the shell of this execution has exited");
             var run = new StepRun(output);
             _current = run;
-            try
-            {
-                WriteRequest(request);
-            }
-            catch (IOException ex)
-            {
-                _current = null;
-                KillEverything(); // what it holds no longer matches what was sent: the next step gets a new shell
-                return new ShellOutcome(null, false, "the shell of this execution has exited: " + ex.Message);
-            }
-
             var stopped = false;
-            using (cancellationToken.Register(run.Stop))
+            using (cancellationToken.Register(run.Stop)) // before the write: a write that waits can still be cancelled
             {
-                var first = await Task.WhenAny(run.Ended, run.Stopping, _exited).ConfigureAwait(false);
+                try
+                {
+                    await WriteRequestAsync(request).WaitAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is IOException or OperationCanceledException)
+                {
+                    _current = null;
+                    KillEverything(run); // what it holds no longer matches what was sent: the next step gets a new shell
+                    return ex is IOException
+                        ? new ShellOutcome(null, false, "the shell of this execution has exited: " + ex.Message)
+                        : new ShellOutcome(null, true, "the step was stopped before the shell took it");
+                }
+
+                var first = await Task.WhenAny(run.Ended, run.Stopping, _exited, _pumps).ConfigureAwait(false);
                 if (first == run.Stopping && !run.Ended.IsCompleted)
                 {
                     stopped = true;
@@ -179,13 +185,15 @@ internal sealed class ShellHost : IAsyncDisposable
             if (run.OutputFailure is { } failure)
             {
                 if (!run.Ended.IsCompleted)
-                    KillEverything();
+                    KillEverything(run);
                 failure.Throw();
             }
             if (!run.Ended.IsCompleted)
             {
-                KillEverything();
-                return new ShellOutcome(null, stopped, "the shell of this execution exited during the step");
+                KillEverything(run);
+                return new ShellOutcome(null, stopped, _readFailure is { } reason
+                    ? "the shell's output could not be read any more: " + reason
+                    : "the shell of this execution exited during the step");
             }
             // What the step left running in the background ends with it.
             if (run.Group is { } group)
@@ -204,10 +212,12 @@ internal sealed class ShellHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Writes the request, synchronously: a pipe with room takes it at once (and the shell is reading), and a step's
-    /// end usually arrives on the reader's thread, which then goes straight on to the next step.
+    /// Writes the request. One that fits the pipe's buffer is written synchronously — it cannot wait: the shell read
+    /// every earlier request whole before it ran that step — so a step's end, which usually arrives on the reader's
+    /// thread, goes straight on to the next step. A larger one is written from the thread pool, so the reader never
+    /// waits on the shell while the shell may be waiting on the reader.
     /// </summary>
-    private void WriteRequest(ShellRequest request)
+    private Task WriteRequestAsync(ShellRequest request)
     {
         // Fields end with NUL: a head "<set> <unset> <own> <directory?>" — empty when nothing but the script is
         // sent —, the shared variables that changed, those that went away, the step's own, the directory when it
@@ -251,8 +261,18 @@ internal sealed class ShellHost : IAsyncDisposable
         _directory = request.WorkingDirectory;
         text.Append("BASH_ARGV0=").Append(ShellQuoting.Quote(request.Name)).Append("; ");
         Field(request.Script);
-        _process.StandardInput.Write(text.ToString());
-        _process.StandardInput.Flush();
+        var message = text.ToString();
+        if (Utf8.GetMaxByteCount(message.Length) <= SyncWriteLimit)
+        {
+            _process.StandardInput.Write(message);
+            _process.StandardInput.Flush();
+            return Task.CompletedTask;
+        }
+        return Task.Run(async () =>
+        {
+            await _process.StandardInput.WriteAsync(message).ConfigureAwait(false);
+            await _process.StandardInput.FlushAsync().ConfigureAwait(false);
+        });
     }
 
     /// <summary>
@@ -274,9 +294,12 @@ internal sealed class ShellHost : IAsyncDisposable
     }
 
     /// <summary>The shell no longer answers: kill the running step and the shell; the next step gets a new shell.</summary>
-    private void KillEverything()
+    private void KillEverything(StepRun? run = null)
     {
         _killed = true;
+        // A shell that died leaves its step behind, in a group of its own that is no longer the shell's child.
+        if (run?.Group is { } group)
+            ProcessTree.KillGroup(group);
         try
         {
             foreach (var child in ProcessTree.Children(_process.Id))
@@ -311,6 +334,13 @@ internal sealed class ShellHost : IAsyncDisposable
             try
             {
                 Read(streams);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Nothing may escape a thread of its own (it would end the process): the shell can no longer be
+                // read, so it is of no more use; the running step ends with that.
+                _readFailure = ex.Message;
+                KillEverything(_current);
             }
             finally
             {
@@ -358,14 +388,20 @@ internal sealed class ShellHost : IAsyncDisposable
                 if (read < 0 && Marshal.GetLastPInvokeError() is Native.EINTR or Native.EAGAIN)
                     continue;
                 streams[i].Take(bytes.AsSpan(0, (int)Math.Max(read, 0)), lines);
+                var ended = default(int?);
                 foreach (var line in lines)
-                    Line(streams[i], line);
+                    ended = Line(streams[i], line) ?? ended;
                 lines.Clear();
+                // Only now: what came after the end marker in the same read still belongs to the step that ended (the
+                // end runs the next step on, on this thread).
+                if (ended is { } code && _current is { } run)
+                    run.StreamEnded(streams[i].Name, code);
             }
         }
     }
 
-    private void Line(ShellStream stream, string line)
+    /// <summary>Hands a line on; answers the exit code when it is the step's end marker on this stream.</summary>
+    private int? Line(ShellStream stream, string line)
     {
         // The end marker follows a newline of its own, so it always starts a line and no cut of a long line can
         // split it. That newline leaves an empty line when the step's output ended with one: an empty line is held
@@ -373,14 +409,14 @@ internal sealed class ShellHost : IAsyncDisposable
         if (line.StartsWith(_nonce, StringComparison.Ordinal))
         {
             stream.HeldEmpty = false;
-            Control(stream.Name, line);
-            return;
+            return Control(line);
         }
         if (stream.HeldEmpty)
             Output(stream.Name, "");
         stream.HeldEmpty = line.Length == 0;
         if (!stream.HeldEmpty)
             Output(stream.Name, line);
+        return null;
     }
 
     /// <summary>Hands a line to the step; a journal that is behind holds the reader (and so the step) back.</summary>
@@ -397,16 +433,15 @@ internal sealed class ShellHost : IAsyncDisposable
     /// A line of the shell's own: <c>&lt;nonce&gt; pid &lt;pid&gt;</c> (stderr, the step's first act: its process
     /// group) or <c>&lt;nonce&gt; end &lt;code&gt;</c> (the step's output on this stream is complete).
     /// </summary>
-    private void Control(string stream, string line)
+    private int? Control(string line)
     {
         var control = line[_nonce.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (_current is not { } run || control is not [var kind, var number]
             || !int.TryParse(number, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value))
-            return;
-        if (kind == "end")
-            run.StreamEnded(stream, value);
-        else if (kind == "pid")
+            return null;
+        if (kind == "pid")
             run.Group = value;
+        return kind == "end" ? value : null;
     }
 
     public async ValueTask DisposeAsync()
@@ -419,7 +454,7 @@ internal sealed class ShellHost : IAsyncDisposable
         {
         }
         if (await Task.WhenAny(_exited, Task.Delay(StopGrace)).ConfigureAwait(false) != _exited)
-            ProcessTree.Kill(_process);
+            KillEverything(_current);
         if (await Task.WhenAny(_pumps, Task.Delay(StopGrace)).ConfigureAwait(false) != _pumps)
             _abandoned = true; // a process outside the shell's reach holds the pipes open: stop reading them
         _process.Dispose();

@@ -15,9 +15,9 @@ namespace RunbookPortal.Web.Features.Executions;
 /// one transaction, so a step that prints fast is not slowed to one commit per line. Back-pressure holds a step
 /// that outruns the database by more than <see cref="MaxPending"/> lines.</item>
 /// <item>When a save fails, every later call throws, so the engine stops the step and reports it.</item>
-/// <item>With a <c>leaseOwner</c> (the worker's node), nothing is saved once the execution's lease is no longer that
-/// node's — another node has taken the run over, and its record is the one that counts: the save throws
-/// <see cref="LeaseLostException"/> instead.</item>
+/// <item>With a <c>leaseOwner</c> (the worker's claim: node and claim id), nothing is saved once the execution's
+/// lease is no longer that claim's — the run was taken over (and maybe resumed by another claim), and the record of
+/// the claim that holds it is the one that counts: the save throws <see cref="LeaseLostException"/> instead.</item>
 /// </list>
 /// Dispose (await) it before its database context: it waits for the writer.
 /// </summary>
@@ -154,5 +154,5 @@ public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionI
 }
 
 /// <summary>The execution's lease is no longer this node's: another node took the run over.</summary>
-public sealed class LeaseLostException(Guid executionId, string node)
-    : InvalidOperationException($"Execution {executionId} is no longer leased to node {node}: another node has taken it over.");
+public sealed class LeaseLostException(Guid executionId, string lease)
+    : InvalidOperationException($"Execution {executionId} is no longer held by the claim {lease}: it was taken over.");

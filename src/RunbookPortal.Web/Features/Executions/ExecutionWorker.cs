@@ -147,7 +147,7 @@ public sealed class ExecutionWorker(
     public async Task<int> ClaimAndStartAsync(CancellationToken ct)
     {
         var free = options.Value.MaxConcurrentExecutions - running.Count;
-        List<(Guid Id, ExecutionEventRecord Event)> claimed;
+        List<(Guid Id, string Lease, ExecutionEventRecord Event)> claimed;
         List<ExecutionEventRecord> interrupted;
         await using (var scope = scopes.CreateAsyncScope())
         {
@@ -168,7 +168,7 @@ public sealed class ExecutionWorker(
                     .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && (e.LeaseExpiresAt == null || e.LeaseExpiresAt < now))
                     .ToListAsync(ct);
                 interrupted = expired.Select(e => ExecutionLedger.Append(db, e, new HostEvent("execution_interrupted", e.CurrentStepId,
-                    new { reason = InterruptedReason(e), node = e.LeaseOwner, step = e.CurrentStepId }), now)).ToList();
+                    new { reason = InterruptedReason(e), node = NodeOf(e.LeaseOwner), step = e.CurrentStepId }), now)).ToList();
 
                 claimed = [];
                 if (free > 0 && !ct.IsCancellationRequested)
@@ -206,10 +206,12 @@ public sealed class ExecutionWorker(
                         }
                         // Stamped after the reads above: any run that ended before this claim has an earlier end time.
                         var claimedAt = time.GetUtcNow().UtcDateTime;
-                        candidate.LeaseOwner = _node;
+                        // The lease names this node and this claim: a run of this node that was taken over and then
+                        // resumed here again is another claim, and the old run cannot write as the new one.
+                        candidate.LeaseOwner = $"{_node}#{Guid.NewGuid():N}";
                         candidate.LeaseExpiresAt = claimedAt + options.Value.LeaseDuration;
                         candidate.CancelRequested = false;
-                        claimed.Add((candidate.Id, ExecutionLedger.Append(db, candidate, new HostEvent("execution_claimed", null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
+                        claimed.Add((candidate.Id, candidate.LeaseOwner, ExecutionLedger.Append(db, candidate, new HostEvent("execution_claimed", null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
                     }
                 }
                 await db.SaveChangesAsync(ct);
@@ -227,24 +229,26 @@ public sealed class ExecutionWorker(
             notifier.Publish(record);
             logger.LogWarning("Execution {Execution} was interrupted: its node stopped renewing the lease.", record.ExecutionId);
         }
-        foreach (var (id, record) in claimed)
+        foreach (var (id, lease, record) in claimed)
         {
             notifier.Publish(record);
             var control = new ExecutionControl();
             running.Add(id, control);
             if (ct.IsCancellationRequested)
                 control.RequestStop(); // claimed as the node began to stop: it ends Interrupted before its first step
-            _tasks[control] = Task.Run(() => RunClaimedAsync(id, control), CancellationToken.None);
+            var run = new Task<Task>(() => RunClaimedAsync(id, lease, control));
+            _tasks[control] = run.Unwrap(); // registered before it starts, so its end always finds it to remove
+            run.Start(TaskScheduler.Default);
         }
         return claimed.Count;
     }
 
-    private async Task RunClaimedAsync(Guid id, ExecutionControl control)
+    private async Task RunClaimedAsync(Guid id, string lease, ExecutionControl control)
     {
         using var heartbeatStop = new CancellationTokenSource();
         // Cancelled when the lease is lost: the running step is killed as on shutdown, and nothing more is recorded.
         using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(_grace.Token);
-        var heartbeat = HeartbeatAsync(id, control, leaseLost, heartbeatStop.Token);
+        var heartbeat = HeartbeatAsync(id, lease, control, leaseLost, heartbeatStop.Token);
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -268,7 +272,7 @@ public sealed class ExecutionWorker(
                     s => (IReadOnlyDictionary<string, string>)(JsonSerializer.Deserialize<Dictionary<string, string>>(s.OutputsJson!) ?? [])),
                 succeeded.Select(s => s.StepId).ToList());
 
-            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, _node);
+            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, lease);
             var runner = services.GetRequiredService<ExecutionRunner>();
             var outcome = execution.Mode == ExecutionMode.Rollback
                 ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, leaseLost.Token)
@@ -282,13 +286,13 @@ public sealed class ExecutionWorker(
         catch (Exception ex)
         {
             logger.LogError(ex, "Execution {Execution} failed in the host.", id);
-            await RecordHostFailureAsync(id, ex);
+            await RecordHostFailureAsync(id, lease, ex);
         }
         finally
         {
             await heartbeatStop.CancelAsync();
             await heartbeat;
-            await ReleaseAsync(id);
+            await ReleaseAsync(id, lease);
             running.Remove(id, control);
             _tasks.TryRemove(control, out _);
             control.Dispose();
@@ -297,7 +301,7 @@ public sealed class ExecutionWorker(
     }
 
     /// <summary>Renews the lease and picks up a cancel requested on another node.</summary>
-    private async Task HeartbeatAsync(Guid id, ExecutionControl control, CancellationTokenSource leaseLost, CancellationToken stop)
+    private async Task HeartbeatAsync(Guid id, string lease, ExecutionControl control, CancellationTokenSource leaseLost, CancellationToken stop)
     {
         var interval = options.Value.LeaseDuration / 3;
         while (!stop.IsCancellationRequested)
@@ -308,7 +312,7 @@ public sealed class ExecutionWorker(
                 await using var scope = scopes.CreateAsyncScope();
                 var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
                 var until = time.GetUtcNow().UtcDateTime + options.Value.LeaseDuration;
-                var renewed = await db.Executions.Where(e => e.Id == id && e.LeaseOwner == _node)
+                var renewed = await db.Executions.Where(e => e.Id == id && e.LeaseOwner == lease)
                     .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), stop);
                 var cancel = await db.Executions.AsNoTracking().Where(e => e.Id == id)
                     .Select(e => new { e.CancelRequested, e.CancelRollback, e.CancelRequestedBy }).FirstAsync(stop);
@@ -335,29 +339,32 @@ public sealed class ExecutionWorker(
     private static string InterruptedReason(Execution execution)
     {
         var where = execution.CurrentStepId is { } step ? $" while running step '{step}'" : "";
-        return execution.LeaseOwner is { } node
+        return NodeOf(execution.LeaseOwner) is { } node
             ? $"Node {node} stopped renewing its lease{where}."
             : $"The node running it let it go{where} without recording how it ended.";
     }
 
-    private async Task ReleaseAsync(Guid id)
+    /// <summary>The node of a lease (<c>node#claim</c>).</summary>
+    private static string? NodeOf(string? lease) => lease is null ? null : lease[..(lease.LastIndexOf('#') is var hash and >= 0 ? hash : lease.Length)];
+
+    private async Task ReleaseAsync(Guid id, string lease)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
         // Only once the run's end is recorded: a run still Running here (its end could not be recorded) keeps its lease
         // until it expires and another claim pass interrupts it; and a resumed run this node has claimed again keeps
         // the lease it was just given.
-        await db.Executions.Where(e => e.Id == id && e.LeaseOwner == _node
+        await db.Executions.Where(e => e.Id == id && e.LeaseOwner == lease
                 && e.Status != ExecutionStatus.Running && e.Status != ExecutionStatus.RollingBack)
             .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseOwner, (string?)null).SetProperty(e => e.LeaseExpiresAt, (DateTime?)null));
     }
 
-    private async Task RecordHostFailureAsync(Guid id, Exception ex)
+    private async Task RecordHostFailureAsync(Guid id, string lease, Exception ex)
     {
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time, _node);
+            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time, lease);
             await journal.RecordAsync(new HostEvent("execution_finished", null, new { status = nameof(ExecutionStatus.Failed), reason = $"The portal could not run this execution: {ex.GetBaseException().Message}" }), CancellationToken.None);
         }
         catch (LeaseLostException)
