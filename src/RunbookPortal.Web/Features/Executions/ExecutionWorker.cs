@@ -146,7 +146,7 @@ public sealed class ExecutionWorker(
     /// <summary>One claiming pass: expire dead leases, then claim what fits. Public for tests and benchmarks.</summary>
     public async Task<int> ClaimAndStartAsync(CancellationToken ct)
     {
-        var free = options.Value.MaxConcurrentExecutions - running.Count;
+        var free = options.Value.MaxConcurrentExecutions - _tasks.Count; // every run still in flight, a resumed one and the end of its last run alike
         List<(Guid Id, string Lease, ExecutionEventRecord Event)> claimed;
         List<ExecutionEventRecord> interrupted;
         await using (var scope = scopes.CreateAsyncScope())
