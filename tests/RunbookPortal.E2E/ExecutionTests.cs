@@ -367,6 +367,8 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         var showAll = Page.Locator("[data-testid=show-all]");
         await Expect(showAll).ToContainTextAsync("Show all 6,0");
         await Expect(timeline).ToContainTextAsync("earlier events are not shown");
+        await timeline.EvaluateAsync("t => t.scrollTop = 0");
+        await ScreenshotAsync("execution-long.png");
 
         await showAll.ClickAsync();
         await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 1$") })).ToHaveCountAsync(1);
