@@ -232,13 +232,8 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     {
         const string name = "e2e-flaky-migration";
         using var admin = Api(Portal.ApiToken);
-        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, FlakyYaml, "resumer");
-
         // ---- A pipeline starts the run; it fails at 'migrate'.
-        var executionId = await StartByApiAsync(operatorToken, name);
-
-        await SignInAsync(operatorEmail, operatorPassword);
-        var (status, timeline) = await OpenExecutionAsync(executionId, name);
+        var (executionId, operatorEmail, status, timeline) = await OpenedPipelineRunAsync(admin, name, FlakyYaml, "resumer");
         await Expect(status, "the run fails at its second step").ToHaveAttributeAsync("data-status", "Failed");
         await Expect(timeline).ToContainTextAsync("lock held, giving up");
         await ScreenshotAsync("execution-failed.png");
@@ -346,7 +341,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     {
         const string name = "e2e-long-output";
         using var admin = Api(Portal.ApiToken);
-        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, """
+        var (_, _, status, timeline) = await OpenedPipelineRunAsync(admin, name, """
             apiVersion: runbooks/v1
             name: e2e-long-output
             title: Long output
@@ -356,10 +351,6 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
                 action: shell
                 run: for i in $(seq 1 6000); do echo "line $i"; done
             """, "reader");
-        var executionId = await StartByApiAsync(operatorToken, name);
-
-        await SignInAsync(operatorEmail, operatorPassword);
-        var (status, timeline) = await OpenExecutionAsync(executionId, name);
         await Expect(status).ToHaveAttributeAsync("data-status", "Succeeded");
         var lines = timeline.Locator(".rbp-output");
         await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 6000$") }), "the last line is shown").ToHaveCountAsync(1);
@@ -381,11 +372,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     {
         const string name = "e2e-long-backup";
         using var admin = Api(Portal.ApiToken);
-        var (operatorEmail, operatorPassword, operatorToken) = await OperatorAndPublishedRunbookAsync(admin, name, LongYaml, "canceller");
-        var executionId = await StartByApiAsync(operatorToken, name);
-
-        await SignInAsync(operatorEmail, operatorPassword);
-        var (status, timeline) = await OpenExecutionAsync(executionId, name);
+        var (_, _, status, timeline) = await OpenedPipelineRunAsync(admin, name, LongYaml, "canceller");
         var copying = timeline.Locator(".rbp-output").Filter(new() { HasText = "copying, helper pid" });
         await Expect(copying, "the hanging step is running").ToHaveCountAsync(1);
         await Expect(status).ToHaveAttributeAsync("data-status", "Running");
@@ -428,6 +415,19 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         using (var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { }))
             await ExpectStatusAsync(approved, HttpStatusCode.OK, "approve v1 (second author)");
         return (email, password, token);
+    }
+
+    /// <summary>
+    /// The runbook <paramref name="yaml"/> published, a run of it started through the API by its operator (as a
+    /// pipeline would), and that operator signed in on the run's page.
+    /// </summary>
+    private async Task<(string ExecutionId, string OperatorEmail, ILocator Status, ILocator Timeline)> OpenedPipelineRunAsync(HttpClient admin, string name, string yaml, string who)
+    {
+        var (email, password, token) = await OperatorAndPublishedRunbookAsync(admin, name, yaml, who);
+        var executionId = await StartByApiAsync(token, name);
+        await SignInAsync(email, password);
+        var (status, timeline) = await OpenExecutionAsync(executionId, name);
+        return (executionId, email, status, timeline);
     }
 
     /// <summary>Opens an execution's page; answers its status chip and its timeline.</summary>

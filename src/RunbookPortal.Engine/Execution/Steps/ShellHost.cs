@@ -89,23 +89,23 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <summary>How often a stop looks again for the step to kill.</summary>
     private static readonly TimeSpan KillRetry = TimeSpan.FromMilliseconds(20);
 
+    /// <summary>Requests up to this size are written synchronously (a pipe holds 64 KiB).</summary>
+    private const int SyncWriteLimit = 32 * 1024;
+
+    /// <summary>How long the reader waits in <c>poll</c> before it looks whether it was abandoned.</summary>
+    private const int PollTimeoutMs = 1000;
+
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     private readonly Process _process;
     private readonly string _nonce = "rbp-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-    private readonly Task _pumps;
+    private readonly Task _reader; // ends when the reader thread does
     private readonly Task _exited;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private volatile StepRun? _current;
     private volatile bool _killed;
     private volatile bool _abandoned;
     private volatile string? _readFailure;
-
-    /// <summary>Requests up to this size are written synchronously (a pipe holds 64 KiB).</summary>
-    private const int SyncWriteLimit = 32 * 1024;
-
-    /// <summary>How long the reader waits in <c>poll</c> before it looks whether it was abandoned.</summary>
-    private const int PollTimeoutMs = 1000;
     private bool _nonceSent;
     private string? _directory;
 
@@ -116,11 +116,11 @@ internal sealed class ShellHost : IAsyncDisposable
     {
         _process = process;
         _exited = process.WaitForExitAsync();
-        _pumps = StartReader(process);
+        _reader = StartReader(process);
     }
 
     /// <summary>Whether the shell has exited or was killed; the executor then starts a new one.</summary>
-    public bool Broken => _killed || _exited.IsCompleted || _pumps.IsCompleted;
+    public bool Broken => _killed || _exited.IsCompleted || _reader.IsCompleted;
 
     /// <summary>Starts bash in a session of its own, with the environment every step starts from.</summary>
     public static ShellHost Start(string shell, IEnumerable<KeyValuePair<string, string>> environment)
@@ -129,9 +129,7 @@ internal sealed class ShellHost : IAsyncDisposable
         start.RedirectStandardInput = true;
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
-        start.StandardInputEncoding = Utf8;
-        start.StandardOutputEncoding = Utf8;
-        start.StandardErrorEncoding = Utf8;
+        start.StandardInputEncoding = Utf8; // the output is decoded by the reader (ShellStream)
         start.Environment.Clear();
         foreach (var (name, value) in environment)
             start.Environment[name] = value;
@@ -169,7 +167,7 @@ internal sealed class ShellHost : IAsyncDisposable
                         : new ShellOutcome(null, true, "the step was stopped before the shell took it");
                 }
 
-                var first = await Task.WhenAny(run.Ended, run.Stopping, _exited, _pumps).ConfigureAwait(false);
+                var first = await Task.WhenAny(run.Ended, run.Stopping, _exited, _reader).ConfigureAwait(false);
                 if (first == run.Stopping && !run.Ended.IsCompleted)
                 {
                     stopped = true;
@@ -178,7 +176,7 @@ internal sealed class ShellHost : IAsyncDisposable
                 else if (first == _exited && !run.Ended.IsCompleted)
                 {
                     // What the shell wrote before it died may still be in the pipes.
-                    await Task.WhenAny(run.Ended, _pumps, Task.Delay(StopGrace)).ConfigureAwait(false);
+                    await Task.WhenAny(run.Ended, _reader, Task.Delay(StopGrace)).ConfigureAwait(false);
                 }
             }
             _current = null;
@@ -316,7 +314,7 @@ internal sealed class ShellHost : IAsyncDisposable
     /// Reads both of the shell's streams on one thread of its own, which waits in <c>poll</c>: a step's end, written
     /// to stderr and then stdout, is usually taken in with one wake-up, and the runner goes on from there at once
     /// (the step's completion runs on this thread). Reading through the thread pool instead cost three hand-overs
-    /// per step and, measured, about ten times the CPU: idle pool threads spin on a 2-core machine while the shell
+    /// per step and, measured, about six times the CPU: idle pool threads spin on a 2-core machine while the shell
     /// needs it. The thread ends when both streams are closed, or soon after the shell is disposed when something
     /// the steps started (a daemon that left the process group) still holds them open.
     /// </summary>
@@ -370,15 +368,14 @@ internal sealed class ShellHost : IAsyncDisposable
                 polled[i] = new Native.PollFd { Fd = streams[i].Open ? streams[i].Fd : -1, Events = Native.PollIn };
                 open += streams[i].Open ? 1 : 0;
             }
-            if (open == 0)
-                return;
-            if (_abandoned)
+            if (open == 0 || _abandoned)
                 return;
             if (Native.Poll(polled, (nuint)polled.Length, PollTimeoutMs) < 0)
             {
-                if (Marshal.GetLastPInvokeError() == Native.EINTR)
+                var error = Marshal.GetLastPInvokeError();
+                if (error == Native.EINTR)
                     continue;
-                return;
+                throw new IOException($"poll on the shell's output failed (errno {error})");
             }
             for (var i = 0; i < streams.Length; i++)
             {
@@ -455,13 +452,13 @@ internal sealed class ShellHost : IAsyncDisposable
         }
         if (await Task.WhenAny(_exited, Task.Delay(StopGrace)).ConfigureAwait(false) != _exited)
             KillEverything(_current);
-        if (await Task.WhenAny(_pumps, Task.Delay(StopGrace)).ConfigureAwait(false) != _pumps)
+        if (await Task.WhenAny(_reader, Task.Delay(StopGrace)).ConfigureAwait(false) != _reader)
             _abandoned = true; // a process outside the shell's reach holds the pipes open: stop reading them
         _process.Dispose();
         _gate.Dispose();
     }
 
-    /// <summary>The state of the step that runs now, fed by both pumps.</summary>
+    /// <summary>The state of the step that runs now, fed by the reader.</summary>
     private sealed class StepRun
     {
         private readonly Func<string, string, ValueTask> _output;
