@@ -634,6 +634,57 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(["a", ""], log.All<StepOutput>().Where(o => o.StepId == "blank-lines").Select(o => o.Text));
     }
 
+    [Fact]
+    public async Task Scripts_ReachTheShellExactly_WhateverTheirCharacters()
+    {
+        // An ASCII script is sent by its length, any other ends with a NUL: both, in turn, in one shell.
+        var (outcome, log) = await RunAsync("""
+            - id: controls
+              action: shell
+              run: "v='\x01\x7f\\'; echo \"${#v} [$v]\" | od -An -c | tr -s ' '"
+            - id: unicode
+              action: shell
+              run: |
+                echo "grüße — ✓"
+
+                printf '%s|\n' '  trailing  '
+            - id: plain
+              action: shell
+              run: "echo 'plain'  "
+            - id: unicode-again
+              action: shell
+              run: printf 'ü\n'
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal(" 3 [ 001 177 \\ ] \\n", log.Output("controls"));
+        Assert.Equal("grüße — ✓\n  trailing  |", log.Output("unicode"));
+        Assert.Equal("plain", log.Output("plain"));
+        Assert.Equal("ü", log.Output("unicode-again"));
+    }
+
+    [Fact]
+    public async Task Stderr_KeepsItsLastLines_BlankOrWithoutANewline()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: blank
+              action: shell
+              run: printf 'a\n\n' >&2
+            - id: unfinished
+              action: shell
+              run: printf 'b\nc' >&2
+            - id: quiet
+              action: shell
+              run: "true"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal(["a", ""], log.All<StepOutput>().Where(o => o.StepId == "blank").Select(o => o.Text));
+        Assert.Equal(["b", "c"], log.All<StepOutput>().Where(o => o.StepId == "unfinished").Select(o => o.Text));
+        Assert.All(log.All<StepOutput>(), o => Assert.Equal("stderr", o.Stream));
+        Assert.DoesNotContain(log.All<StepOutput>(), o => o.StepId == "quiet");
+    }
+
     private static (int Child, int Shell) Pids(StepOutput line)
     {
         var parts = line.Text.Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();

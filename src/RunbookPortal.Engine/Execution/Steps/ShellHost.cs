@@ -26,13 +26,13 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// fork of an already started shell instead of starting bash again (bash start-up is most of the cost of a
 /// short step). A step cannot change what later steps start from: it runs in a copy of the shell.
 /// <para>
-/// The protocol: the shell reads requests from its stdin as NUL-terminated fields (see
-/// <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. It pastes the script — author
+/// The protocol: the shell reads requests from its stdin as NUL-terminated fields, and an ASCII script by its length
+/// (see <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. It pastes the script — author
 /// text, in which templates are already variable references (<see cref="ShellQuoting"/>) — into
 /// <c>( set -e; …; script )</c> (<c>pipefail</c> is the shell's own, inherited), run as a foreground job under job
 /// control, so the subshell leads a process group of its own; variable values are only ever assigned by
 /// <c>export "$name=$value"</c>, never parsed. The subshell's first act is to print <c>&lt;nonce&gt; pid &lt;pid&gt;</c>
-/// on stderr: that group is what a cancel or timeout kills, and what is left of it is killed when the step ends.
+/// on stdout (on stderr it would cost a redirection in every step): that group is what a cancel or timeout kills, and what is left of it is killed when the step ends.
 /// When the subshell ends, the shell prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on a line of its own on stderr and on
 /// stdout, so the reader knows that both streams of the step are complete. The nonce is random per shell; a script
 /// that cannot be parsed never prints its pid, which is how its exit code 2 is told from a script's own.
@@ -48,7 +48,9 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <summary>
     /// The shell's program. Variables and a function of its own start with <c>__rbp_</c>; a step can see them (they
     /// are not exported, so nothing it starts does): unsetting them in each step cost more than a tenth of a trivial
-    /// step, as every page of memory the subshell writes to before it runs the command is copied.
+    /// step, as every page of memory the subshell writes to before it runs the command is copied. For the same reason
+    /// the shell does all it can before it forks: the step's redirections are made around the <c>eval</c>, and the
+    /// command the step runs is put together by the portal (<see cref="StepCommand"/>), not by the shell.
     /// It is one line: bash numbers the lines of an <c>eval</c> from the line the eval stands on, so on line 1 the
     /// line numbers in a step's error messages and <c>$LINENO</c> are those of the step's own script.
     /// </summary>
@@ -58,8 +60,7 @@ internal sealed class ShellHost : IAsyncDisposable
         "IFS= read -r -d '' __rbp_nonce || exit 0;",
         "__rbp_own_env() { local __rbp_i; for ((__rbp_i = 0; __rbp_i < ${#__rbp_own[@]}; __rbp_i += 2)); do export \"${__rbp_own[__rbp_i]}=${__rbp_own[__rbp_i + 1]}\"; done; };",
         "while IFS= read -r -d '' __rbp_head; do",
-        "  __rbp_own=();",
-        "  if [[ -n $__rbp_head ]]; then", // "<set> <unset> <own> <directory?>"
+        "  if [[ $__rbp_head == *' '* ]]; then", // "<set> <unset> <own> <directory?> <length>"; only "<length>" when nothing else changed
         "    __rbp_counts=($__rbp_head);",
         "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; IFS= read -r -d '' __rbp_value; export \"$__rbp_name=$__rbp_value\"; done;",
         "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; unset -v \"$__rbp_name\"; done;",
@@ -68,16 +69,15 @@ internal sealed class ShellHost : IAsyncDisposable
         "    ((__rbp_counts[3] == 0)) || IFS= read -r -d '' __rbp_dir;",
         "    unset -v __rbp_counts __rbp_i __rbp_name __rbp_value;",
         "  fi;",
-        "  IFS= read -r -d '' __rbp_script;",
-        // The step: a foreground job, so a process group of its own. It first tells its pid (the group to kill
-        // once it ends, or when it is stopped), then runs the script. The shell changes to the directory again only
-        // when it is not the one it stands in (a step may have removed and made it again).
-        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"( set +m -e; printf '\\n%s pid %s\\n' $__rbp_nonce \\$BASHPID >&2; ${__rbp_own[0]+__rbp_own_env;} ${__rbp_script}\"$'\\n'\") <&4 3>&- 4<&-\" 2>&3;",
-        "  __rbp_code=$? __rbp_dir=;",
-        // The end, formatted first so that each stream gets it in one write (a newline in printf's format flushes).
-        "  printf -v __rbp_end '\\n%s end %s\\n' \"$__rbp_nonce\" \"$__rbp_code\";",
-        "  printf %s \"$__rbp_end\" >&3;",
-        "  printf %s \"$__rbp_end\";",
+        // The command follows: that many characters (one read), or up to a NUL when the length is 0 (a byte a read).
+        "  if ((${__rbp_head##* } > 0)); then IFS= read -r -N \"${__rbp_head##* }\" __rbp_command || break; else IFS= read -r -d '' __rbp_command || break; fi;",
+        // The shell changes to the directory again only when it is not the one it stands in (a step may have removed
+        // and made it again). The step's stdin is /dev/null, its stderr the steps' stderr; 3 and 4 are not its own.
+        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"$__rbp_command\" <&4 2>&3 3>&- 4<&-;",
+        // The end, on stdout only, in one write (a newline in printf's format flushes); the reader then takes in
+        // what the step left on stderr. $0 is the shell's again, should the next command not parse.
+        "  printf %s $'\\n'\"$__rbp_nonce end $?\"$'\\n';",
+        "  BASH_ARGV0=rbp-shell __rbp_dir= __rbp_own=();",
         "done");
 
     /// <summary>Follows bash's message when a script cannot be parsed (it then never starts: no pid line).</summary>
@@ -210,6 +210,16 @@ internal sealed class ShellHost : IAsyncDisposable
     }
 
     /// <summary>
+    /// What the shell evaluates for a step: the step's name as <c>$0</c>, then the subshell — <c>set -e</c>; its pid on
+    /// stdout, in one write, as its first act; the step's own variables; the script — all on the line the
+    /// <c>eval</c> stands on, so that the script's first line is line 1. A script that cannot be parsed fails the
+    /// whole command before anything of it runs.
+    /// </summary>
+    private static string StepCommand(ShellRequest request, string nonce) => string.Concat(
+        "BASH_ARGV0=", ShellQuoting.Quote(request.Name), "; ( set +m -e; printf %s $'\\n'\"", nonce, " pid $BASHPID\"$'\\n'; ",
+        request.Own.Count > 0 ? "__rbp_own_env; " : "", request.Script, "\n)");
+
+    /// <summary>
     /// Writes the request. One that fits the pipe's buffer is written synchronously — it cannot wait: the shell read
     /// every earlier request whole before it ran that step — so a step's end, which usually arrives on the reader's
     /// thread, goes straight on to the next step. A larger one is written from the thread pool, so the reader never
@@ -217,9 +227,9 @@ internal sealed class ShellHost : IAsyncDisposable
     /// </summary>
     private Task WriteRequestAsync(ShellRequest request)
     {
-        // Fields end with NUL: a head "<set> <unset> <own> <directory?>" — empty when nothing but the script is
-        // sent —, the shared variables that changed, those that went away, the step's own, the directory when it
-        // changed, then the script, led by the step's name as $0.
+        // Fields end with NUL: a head "<set> <unset> <own> <directory?> <length>" — only "<length>" when nothing but
+        // the script is sent —, the shared variables that changed, those that went away, the step's own, the directory
+        // when it changed, then the script.
         var set = request.Shared.Where(v => !_shared.TryGetValue(v.Key, out var known) || known != v.Value).ToList();
         var unset = _shared.Keys.Where(name => !request.Shared.ContainsKey(name)).ToList();
         var directory = request.WorkingDirectory == _directory ? null : request.WorkingDirectory;
@@ -230,13 +240,17 @@ internal sealed class ShellHost : IAsyncDisposable
             Field(_nonce);
             _nonceSent = true;
         }
+        // The command goes last. All ASCII, its length is sent and bash takes it in one read; otherwise a NUL ends
+        // it (bash counts characters in its locale, and reads up to a NUL a byte at a time).
+        var command = StepCommand(request, _nonce);
+        var length = Ascii.IsValid(command) ? command.Length : 0;
         if (set.Count == 0 && unset.Count == 0 && request.Own.Count == 0 && directory is null)
         {
-            Field("");
+            Field(length.ToString(CultureInfo.InvariantCulture));
         }
         else
         {
-            Field(string.Create(CultureInfo.InvariantCulture, $"{set.Count} {unset.Count} {request.Own.Count} {(directory is null ? 0 : 1)}"));
+            Field(string.Create(CultureInfo.InvariantCulture, $"{set.Count} {unset.Count} {request.Own.Count} {(directory is null ? 0 : 1)} {length}"));
             foreach (var (name, value) in set)
             {
                 Field(name);
@@ -257,8 +271,10 @@ internal sealed class ShellHost : IAsyncDisposable
                 Field(directory);
         }
         _directory = request.WorkingDirectory;
-        text.Append("BASH_ARGV0=").Append(ShellQuoting.Quote(request.Name)).Append("; ");
-        Field(request.Script);
+        if (length > 0)
+            text.Append(command);
+        else
+            Field(command);
         var message = text.ToString();
         if (Utf8.GetMaxByteCount(message.Length) <= SyncWriteLimit)
         {
@@ -311,9 +327,9 @@ internal sealed class ShellHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Reads both of the shell's streams on one thread of its own, which waits in <c>poll</c>: a step's end, written
-    /// to stderr and then stdout, is usually taken in with one wake-up, and the runner goes on from there at once
-    /// (the step's completion runs on this thread). Reading through the thread pool instead cost three hand-overs
+    /// Reads both of the shell's streams on one thread of its own, which waits in <c>poll</c>: a step's end is
+    /// taken in with one wake-up, and the runner goes on from there at once (the step's completion runs on this
+    /// thread). Reading through the thread pool instead cost three hand-overs
     /// per step and, measured, about six times the CPU: idle pool threads spin on a 2-core machine while the shell
     /// needs it. The thread ends when both streams are closed, or soon after the shell is disposed when something
     /// the steps started (a daemon that left the process group) still holds them open.
@@ -321,7 +337,6 @@ internal sealed class ShellHost : IAsyncDisposable
     private Task StartReader(Process process)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        // stderr first: the shell writes a step's end there before stdout.
         var streams = new[]
         {
             new ShellStream("stderr", ((PipeStream)process.StandardError.BaseStream).SafePipeHandle),
@@ -357,6 +372,7 @@ internal sealed class ShellHost : IAsyncDisposable
 
     private void Read(ShellStream[] streams)
     {
+        var (stderr, stdout) = (streams[0], streams[1]);
         var polled = new Native.PollFd[streams.Length];
         var bytes = new byte[16384];
         var lines = new List<string>();
@@ -377,32 +393,46 @@ internal sealed class ShellHost : IAsyncDisposable
                     continue;
                 throw new IOException($"poll on the shell's output failed (errno {error})");
             }
-            for (var i = 0; i < streams.Length; i++)
+            if (polled[0].REvents != 0)
+                ReadErrors(stderr, bytes, lines);
+            if (polled[1].REvents == 0 || !stdout.Read(bytes, lines))
+                continue;
+            var ended = default(int?);
+            foreach (var line in lines)
+                ended = Line(stdout, line) ?? ended;
+            lines.Clear();
+            // Only now: what came after the end marker in the same read still belongs to the step that ended (the
+            // end runs the next step on, on this thread). The step has exited, so all it wrote to stderr is in that
+            // pipe by now: it is taken in first, with the last line even without its newline.
+            if (ended is { } code && _current is { } run)
             {
-                if (polled[i].REvents == 0 || !streams[i].Open)
-                    continue;
-                var read = Native.Read(streams[i].Fd, bytes, bytes.Length);
-                if (read < 0 && Marshal.GetLastPInvokeError() is Native.EINTR or Native.EAGAIN)
-                    continue;
-                streams[i].Take(bytes.AsSpan(0, (int)Math.Max(read, 0)), lines);
-                var ended = default(int?);
-                foreach (var line in lines)
-                    ended = Line(streams[i], line) ?? ended;
-                lines.Clear();
-                // Only now: what came after the end marker in the same read still belongs to the step that ended (the
-                // end runs the next step on, on this thread).
-                if (ended is { } code && _current is { } run)
-                    run.StreamEnded(streams[i].Name, code);
+                while (stderr.Open && stderr.Ready() && ReadErrors(stderr, bytes, lines))
+                {
+                }
+                if (stderr.Rest() is { } rest)
+                    Output(stderr.Name, rest);
+                run.End(code);
             }
         }
     }
 
-    /// <summary>Hands a line on; answers the exit code when it is the step's end marker on this stream.</summary>
+    /// <summary>Reads stderr once and hands its complete lines on, as they are; false when nothing was read.</summary>
+    private bool ReadErrors(ShellStream stderr, byte[] bytes, List<string> lines)
+    {
+        if (!stderr.Read(bytes, lines))
+            return false;
+        foreach (var line in lines)
+            Output(stderr.Name, line);
+        lines.Clear();
+        return true;
+    }
+
+    /// <summary>Hands a line of stdout on; answers the exit code when it is the step's end marker.</summary>
     private int? Line(ShellStream stream, string line)
     {
-        // The end marker follows a newline of its own, so it always starts a line and no cut of a long line can
-        // split it. That newline leaves an empty line when the step's output ended with one: an empty line is held
-        // until the next line shows whether it is that one.
+        // The shell's lines (the pid and the end) follow a newline of their own, so they always start a line and no
+        // cut of a long line can split them. That newline leaves an empty line when the output before ended with one:
+        // an empty line is held until the next line shows whether it is that one.
         if (line.StartsWith(_nonce, StringComparison.Ordinal))
         {
             stream.HeldEmpty = false;
@@ -427,8 +457,8 @@ internal sealed class ShellHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// A line of the shell's own: <c>&lt;nonce&gt; pid &lt;pid&gt;</c> (stderr, the step's first act: its process
-    /// group) or <c>&lt;nonce&gt; end &lt;code&gt;</c> (the step's output on this stream is complete).
+    /// A line of the shell's own on stdout: <c>&lt;nonce&gt; pid &lt;pid&gt;</c> (the step's first act: its process
+    /// group) or <c>&lt;nonce&gt; end &lt;code&gt;</c> (the step has ended and its output on stdout is complete).
     /// </summary>
     private int? Control(string line)
     {
@@ -462,18 +492,13 @@ internal sealed class ShellHost : IAsyncDisposable
     private sealed class StepRun
     {
         private readonly Func<string, string, ValueTask> _output;
-        // The step's end runs on in the reader that saw the last marker: the runner then starts the next step without
+        // The step's end runs on in the reader that saw the end marker: the runner then starts the next step without
         // waiting for a thread of the pool. Nothing after the marker waits for the reader: it reads the next step's
         // output once the runner next awaits.
-        private readonly TaskCompletionSource<int> _stdoutEnd = new();
-        private readonly TaskCompletionSource<int> _stderrEnd = new();
+        private readonly TaskCompletionSource<int> _end = new();
         private readonly TaskCompletionSource _stopping = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public StepRun(Func<string, string, ValueTask> output)
-        {
-            _output = output;
-            Ended = EndAsync();
-        }
+        public StepRun(Func<string, string, ValueTask> output) => _output = output;
 
         public Task Stopping => _stopping.Task;
 
@@ -486,14 +511,14 @@ internal sealed class ShellHost : IAsyncDisposable
             set => Volatile.Write(ref _group, value ?? 0);
         }
 
-        /// <summary>The exit code, once both streams carried the end marker (so all of the step's output was read).</summary>
-        public Task<int> Ended { get; }
+        /// <summary>The exit code, once the end marker and all of the step's output were read.</summary>
+        public Task<int> Ended => _end.Task;
 
         public ExceptionDispatchInfo? OutputFailure { get; private set; }
 
         public void Stop() => _stopping.TrySetResult();
 
-        public void StreamEnded(string stream, int code) => (stream == "stdout" ? _stdoutEnd : _stderrEnd).TrySetResult(code);
+        public void End(int code) => _end.TrySetResult(code);
 
         public async ValueTask OutputAsync(string stream, string line)
         {
@@ -509,13 +534,6 @@ internal sealed class ShellHost : IAsyncDisposable
                 OutputFailure = ExceptionDispatchInfo.Capture(ex);
                 Stop();
             }
-        }
-
-        private async Task<int> EndAsync()
-        {
-            var code = await _stdoutEnd.Task.ConfigureAwait(false);
-            await _stderrEnd.Task.ConfigureAwait(false);
-            return code;
         }
     }
 
@@ -535,8 +553,31 @@ internal sealed class ShellHost : IAsyncDisposable
 
         public bool HeldEmpty { get; set; }
 
+        /// <summary>
+        /// Reads once and appends the lines completed; false when nothing could be read (interrupted). End of file
+        /// closes the stream, with its last line even without a newline.
+        /// </summary>
+        public bool Read(byte[] bytes, List<string> lines)
+        {
+            var read = Native.Read(Fd, bytes, bytes.Length);
+            if (read < 0 && Marshal.GetLastPInvokeError() is Native.EINTR or Native.EAGAIN)
+                return false;
+            Take(bytes.AsSpan(0, (int)Math.Max(read, 0)), lines);
+            return true;
+        }
+
+        /// <summary>Whether there is something to read now (or the pipe was closed).</summary>
+        public bool Ready()
+        {
+            var polled = new[] { new Native.PollFd { Fd = Fd, Events = Native.PollIn } };
+            return Native.Poll(polled, 1, 0) > 0 && polled[0].REvents != 0;
+        }
+
+        /// <summary>What was read after the last newline, taken out.</summary>
+        public string? Rest() => _splitter.Flush();
+
         /// <summary>Decodes what was read and appends the lines it completes; nothing read means the pipe closed.</summary>
-        public void Take(ReadOnlySpan<byte> bytes, List<string> lines)
+        private void Take(ReadOnlySpan<byte> bytes, List<string> lines)
         {
             var last = bytes.IsEmpty;
             var needed = _decoder.GetCharCount(bytes, last);
