@@ -664,6 +664,29 @@ public sealed class ShellStepTests : ScratchFolder
     }
 
     [Fact]
+    public async Task AStepThatLeavesAProcessWritingToStderr_StillEnds_AndThatProcessGoes()
+    {
+        // What the step wrote is taken in at its end; a process it left behind that never stops writing is not
+        // waited for, but killed with the step's group.
+        var (outcome, log) = await RunAsync("""
+            - id: noisy
+              action: shell
+              timeout: 20s
+              run: |
+                yes spam >&2 &
+                echo "left=$!"
+            - id: after
+              action: shell
+              run: echo after
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var left = int.Parse(log.Output("noisy", "stdout")["left=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(await Processes.WaitGoneAsync(left), $"process {left}, left by the step, still runs");
+        Assert.Equal("after", log.Output("after", "stdout"));
+    }
+
+    [Fact]
     public async Task Stderr_KeepsItsLastLines_BlankOrWithoutANewline()
     {
         var (outcome, log) = await RunAsync("""

@@ -92,6 +92,9 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <summary>Requests up to this size are written synchronously (a pipe holds 64 KiB).</summary>
     private const int SyncWriteLimit = 32 * 1024;
 
+    /// <summary>Reads of stderr at a step's end: more than a pipe holds (64 KiB, in reads of up to 16 KiB).</summary>
+    private const int DrainReads = 8;
+
     /// <summary>How long the reader waits in <c>poll</c> before it looks whether it was abandoned.</summary>
     private const int PollTimeoutMs = 1000;
 
@@ -403,12 +406,12 @@ internal sealed class ShellHost : IAsyncDisposable
             lines.Clear();
             // Only now: what came after the end marker in the same read still belongs to the step that ended (the
             // end runs the next step on, on this thread). The step has exited, so all it wrote to stderr is in that
-            // pipe by now: it is taken in first, with the last line even without its newline.
+            // pipe by now: it is taken in first, with the last line even without its newline — no more than the pipe
+            // can hold, as a process the step left behind may never stop writing (it is killed once the step ends).
             if (ended is { } code && _current is { } run)
             {
-                while (stderr.Open && stderr.Ready() && ReadErrors(stderr, bytes, lines))
-                {
-                }
+                for (var drained = 0; drained < DrainReads && stderr.Open && stderr.Ready(); drained++)
+                    ReadErrors(stderr, bytes, lines);
                 if (stderr.Rest() is { } rest)
                     Output(stderr.Name, rest);
                 run.End(code);
