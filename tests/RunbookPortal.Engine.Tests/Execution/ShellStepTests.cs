@@ -675,6 +675,7 @@ public sealed class ShellStepTests : ScratchFolder
               run: |
                 yes spam >&2 &
                 echo "left=$!"
+                sleep 0.2
             - id: after
               action: shell
               run: echo after
@@ -683,7 +684,33 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         var left = int.Parse(log.Output("noisy", "stdout")["left=".Length..], System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(await Processes.WaitGoneAsync(left), $"process {left}, left by the step, still runs");
-        Assert.Equal("after", log.Output("after", "stdout"));
+        Assert.Contains("spam", log.Output("noisy", "stderr"), StringComparison.Ordinal);
+        Assert.Equal(["after"], log.All<StepOutput>().Where(o => o.StepId == "after").Select(o => o.Text)); // nothing of the noise
+    }
+
+    [Fact]
+    public async Task AStep_CannotReachTheShellsRequests()
+    {
+        // The shell reads its requests from its fd 4 ($$ is the shell): no descriptor of the step is that pipe, so no
+        // step can take in what is meant for the next.
+        var (outcome, log) = await RunAsync("""
+            - id: look
+              action: shell
+              run: |
+                requests=$(readlink /proc/$$/fd/4)
+                echo "requests: ${requests%%:*}"
+                for fd in /proc/$BASHPID/fd/*; do
+                  if [[ $(readlink "$fd") == "$requests" ]]; then echo "fd ${fd##*/} is the requests"; fi
+                done
+                read -t 0.2 line || echo "stdin gives nothing"
+            - id: next
+              action: shell
+              run: echo next
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal("requests: pipe\nstdin gives nothing", log.Output("look", "stdout"));
+        Assert.Equal("next", log.Output("next"));
     }
 
     [Fact]
@@ -696,6 +723,12 @@ public sealed class ShellStepTests : ScratchFolder
             - id: unfinished
               action: shell
               run: printf 'b\nc' >&2
+            - id: progress
+              action: shell
+              run: printf 'd\r' >&2
+            - id: half-a-character
+              action: shell
+              run: printf 'e\303' >&2
             - id: quiet
               action: shell
               run: "true"
@@ -704,6 +737,8 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         Assert.Equal(["a", ""], log.All<StepOutput>().Where(o => o.StepId == "blank").Select(o => o.Text));
         Assert.Equal(["b", "c"], log.All<StepOutput>().Where(o => o.StepId == "unfinished").Select(o => o.Text));
+        Assert.Equal(["d"], log.All<StepOutput>().Where(o => o.StepId == "progress").Select(o => o.Text));
+        Assert.Equal(["e\uFFFD"], log.All<StepOutput>().Where(o => o.StepId == "half-a-character").Select(o => o.Text));
         Assert.All(log.All<StepOutput>(), o => Assert.Equal("stderr", o.Stream));
         Assert.DoesNotContain(log.All<StepOutput>(), o => o.StepId == "quiet");
     }

@@ -26,16 +26,18 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// fork of an already started shell instead of starting bash again (bash start-up is most of the cost of a
 /// short step). A step cannot change what later steps start from: it runs in a copy of the shell.
 /// <para>
-/// The protocol: the shell reads requests from its stdin as NUL-terminated fields, and an ASCII script by its length
-/// (see <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. It pastes the script — author
-/// text, in which templates are already variable references (<see cref="ShellQuoting"/>) — into
-/// <c>( set -e; …; script )</c> (<c>pipefail</c> is the shell's own, inherited), run as a foreground job under job
-/// control, so the subshell leads a process group of its own; variable values are only ever assigned by
-/// <c>export "$name=$value"</c>, never parsed. The subshell's first act is to print <c>&lt;nonce&gt; pid &lt;pid&gt;</c>
-/// on stdout (on stderr it would cost a redirection in every step): that group is what a cancel or timeout kills, and what is left of it is killed when the step ends.
-/// When the subshell ends, the shell prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on a line of its own on stderr and on
-/// stdout, so the reader knows that both streams of the step are complete. The nonce is random per shell; a script
-/// that cannot be parsed never prints its pid, which is how its exit code 2 is told from a script's own.
+/// The protocol: the shell reads requests from its stdin as NUL-terminated fields, and an ASCII command by its length
+/// (see <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. The command
+/// (<see cref="StepCommand"/>) pastes the script — author text, in which templates are already variable references
+/// (<see cref="ShellQuoting"/>) — into <c>( set -e; …; script )</c> (<c>pipefail</c> is the shell's own, inherited),
+/// run as a foreground job under job control, so the subshell leads a process group of its own; variable values are
+/// only ever assigned by <c>export "$name=$value"</c>, never parsed. The subshell's first act is to print
+/// <c>&lt;nonce&gt; pid &lt;pid&gt;</c> on stdout (on stderr it would cost a redirection in every step): that group is
+/// what a cancel or timeout kills, and what is left of it is killed when the step ends. When the subshell ends, the
+/// shell prints <c>&lt;nonce&gt; end &lt;code&gt;</c> on stdout; the step's process has exited by then, so what it
+/// wrote to stderr is in that pipe, and the reader takes it in before it ends the step. The nonce is random per
+/// shell; a script that cannot be parsed never prints its pid, which is how its exit code 2 is told from a script's
+/// own.
 /// A step's <c>env</c> may not name a variable bash keeps read-only (<c>UID</c>, <c>PPID</c>…):
 /// the step then fails with bash's message before its script runs.
 /// </para>
@@ -56,24 +58,27 @@ internal sealed class ShellHost : IAsyncDisposable
     /// </summary>
     private static readonly string Program = string.Join(" ",
         "set -m -o pipefail;", // pipefail: every step inherits it (the shell's own loop has no pipelines)
-        "exec 3>&2 4</dev/null 2>/dev/null;", // 3: stderr for the steps; the shell's own job notices go nowhere
-        "IFS= read -r -d '' __rbp_nonce || exit 0;",
+        // 4: the requests, read from there; 3: stderr for the steps; the shell's own stdin and stderr are /dev/null (no
+        // step reads the requests; the shell's job notices go nowhere).
+        "exec 3>&2 4<&0 0</dev/null 2>/dev/null;",
+        "IFS= read -u 4 -r -d '' __rbp_nonce || exit 0;",
         "__rbp_own_env() { local __rbp_i; for ((__rbp_i = 0; __rbp_i < ${#__rbp_own[@]}; __rbp_i += 2)); do export \"${__rbp_own[__rbp_i]}=${__rbp_own[__rbp_i + 1]}\"; done; };",
-        "while IFS= read -r -d '' __rbp_head; do",
+        "while IFS= read -u 4 -r -d '' __rbp_head; do",
         "  if [[ $__rbp_head == *' '* ]]; then", // "<set> <unset> <own> <directory?> <length>"; only "<length>" when nothing else changed
         "    __rbp_counts=($__rbp_head);",
-        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; IFS= read -r -d '' __rbp_value; export \"$__rbp_name=$__rbp_value\"; done;",
-        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do IFS= read -r -d '' __rbp_name; unset -v \"$__rbp_name\"; done;",
-        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[2] * 2; __rbp_i++)); do IFS= read -r -d '' '__rbp_own[__rbp_i]'; done;",
+        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[0]; __rbp_i++)); do IFS= read -u 4 -r -d '' __rbp_name; IFS= read -u 4 -r -d '' __rbp_value; export \"$__rbp_name=$__rbp_value\"; done;",
+        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[1]; __rbp_i++)); do IFS= read -u 4 -r -d '' __rbp_name; unset -v \"$__rbp_name\"; done;",
+        "    for ((__rbp_i = 0; __rbp_i < __rbp_counts[2] * 2; __rbp_i++)); do IFS= read -u 4 -r -d '' '__rbp_own[__rbp_i]'; done;",
         "    __rbp_dir=$PWD;",
-        "    ((__rbp_counts[3] == 0)) || IFS= read -r -d '' __rbp_dir;",
+        "    ((__rbp_counts[3] == 0)) || IFS= read -u 4 -r -d '' __rbp_dir;",
         "    unset -v __rbp_counts __rbp_i __rbp_name __rbp_value;",
         "  fi;",
         // The command follows: that many characters (one read), or up to a NUL when the length is 0 (a byte a read).
-        "  if ((${__rbp_head##* } > 0)); then IFS= read -r -N \"${__rbp_head##* }\" __rbp_command || break; else IFS= read -r -d '' __rbp_command || break; fi;",
+        "  if ((${__rbp_head##* } > 0)); then IFS= read -u 4 -r -N \"${__rbp_head##* }\" __rbp_command || break; else IFS= read -u 4 -r -d '' __rbp_command || break; fi;",
         // The shell changes to the directory again only when it is not the one it stands in (a step may have removed
-        // and made it again). The step's stdin is /dev/null, its stderr the steps' stderr; 3 and 4 are not its own.
-        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"$__rbp_command\" <&4 2>&3 3>&- 4<&-;",
+        // and made it again). The step's stderr is the steps' stderr (what the shell saves to undo that, after the
+        // fork, is closed when the step runs a program); the step itself closes 4, the requests.
+        "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"$__rbp_command\" 2>&3 3>&-;",
         // The end, on stdout only, in one write (a newline in printf's format flushes); the reader then takes in
         // what the step left on stderr. $0 is the shell's again, should the next command not parse.
         "  printf %s $'\\n'\"$__rbp_nonce end $?\"$'\\n';",
@@ -92,7 +97,7 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <summary>Requests up to this size are written synchronously (a pipe holds 64 KiB).</summary>
     private const int SyncWriteLimit = 32 * 1024;
 
-    /// <summary>Reads of stderr at a step's end: more than a pipe holds (64 KiB, in reads of up to 16 KiB).</summary>
+    /// <summary>Reads of stderr at a step's end, at most: twice what a pipe holds (64 KiB, in reads of up to 16 KiB).</summary>
     private const int DrainReads = 8;
 
     /// <summary>How long the reader waits in <c>poll</c> before it looks whether it was abandoned.</summary>
@@ -220,7 +225,7 @@ internal sealed class ShellHost : IAsyncDisposable
     /// </summary>
     private static string StepCommand(ShellRequest request, string nonce) => string.Concat(
         "BASH_ARGV0=", ShellQuoting.Quote(request.Name), "; ( set +m -e; printf %s $'\\n'\"", nonce, " pid $BASHPID\"$'\\n'; ",
-        request.Own.Count > 0 ? "__rbp_own_env; " : "", request.Script, "\n)");
+        request.Own.Count > 0 ? "__rbp_own_env; " : "", request.Script, "\n) 4<&-");
 
     /// <summary>
     /// Writes the request. One that fits the pipe's buffer is written synchronously — it cannot wait: the shell read
@@ -406,14 +411,19 @@ internal sealed class ShellHost : IAsyncDisposable
             lines.Clear();
             // Only now: what came after the end marker in the same read still belongs to the step that ended (the
             // end runs the next step on, on this thread). The step has exited, so all it wrote to stderr is in that
-            // pipe by now: it is taken in first, with the last line even without its newline — no more than the pipe
-            // can hold, as a process the step left behind may never stop writing (it is killed once the step ends).
+            // pipe by now: it is taken in first, with the last line even without its newline. What the step left
+            // running is killed first, so that nothing more comes; the pipe is read until it is empty, or for as
+            // long as it takes to read what it can hold twice over (a process that escaped the group may go on).
             if (ended is { } code && _current is { } run)
             {
+                if (run.Group is { } group)
+                    ProcessTree.KillGroup(group);
                 for (var drained = 0; drained < DrainReads && stderr.Open && stderr.Ready(); drained++)
                     ReadErrors(stderr, bytes, lines);
-                if (stderr.Rest() is { } rest)
-                    Output(stderr.Name, rest);
+                stderr.TakeRest(lines);
+                foreach (var line in lines)
+                    Output(stderr.Name, line);
+                lines.Clear();
                 run.End(code);
             }
         }
@@ -433,13 +443,21 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <summary>Hands a line of stdout on; answers the exit code when it is the step's end marker.</summary>
     private int? Line(ShellStream stream, string line)
     {
-        // The shell's lines (the pid and the end) follow a newline of their own, so they always start a line and no
-        // cut of a long line can split them. That newline leaves an empty line when the output before ended with one:
-        // an empty line is held until the next line shows whether it is that one.
-        if (line.StartsWith(_nonce, StringComparison.Ordinal))
+        // The shell's lines (the pid and the end) follow a newline of their own, so they start a line and no cut of
+        // a long line can split them. That newline leaves an empty line when the output before ended with one: an
+        // empty line is held until the next line shows whether it is that one. Should something the step left
+        // running write between that newline and the line (bash writes the first of them in two), what it wrote
+        // comes first on the line: it is output, and the rest the shell's line.
+        if (line.IndexOf(_nonce, StringComparison.Ordinal) is var at and >= 0)
         {
+            if (at > 0)
+            {
+                if (stream.HeldEmpty)
+                    Output(stream.Name, "");
+                Output(stream.Name, line[..at]);
+            }
             stream.HeldEmpty = false;
-            return Control(line);
+            return Control(line[at..]);
         }
         if (stream.HeldEmpty)
             Output(stream.Name, "");
@@ -576,8 +594,14 @@ internal sealed class ShellHost : IAsyncDisposable
             return Native.Poll(polled, 1, 0) > 0 && polled[0].REvents != 0;
         }
 
-        /// <summary>What was read after the last newline, taken out.</summary>
-        public string? Rest() => _splitter.Flush();
+        /// <summary>Appends what was read after the last newline as a line of its own: the output ended there.</summary>
+        public void TakeRest(List<string> lines)
+        {
+            var count = _decoder.GetChars(ReadOnlySpan<byte>.Empty, _chars, flush: true); // an unfinished character
+            _splitter.Append(_chars.AsSpan(0, count), lines);
+            if (_splitter.Flush() is { } rest)
+                lines.Add(rest.EndsWith('\r') ? rest[..^1] : rest);
+        }
 
         /// <summary>Decodes what was read and appends the lines it completes; nothing read means the pipe closed.</summary>
         private void Take(ReadOnlySpan<byte> bytes, List<string> lines)
