@@ -313,6 +313,67 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
     }
 
     [Fact]
+    public async Task ASecondCancel_ThatAsksOtherwiseAboutRollback_IsRefused_WhileTheSameOneIsAccepted()
+    {
+        var name = Name("recancel");
+        await PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Held elsewhere
+            type: maintenance
+            steps:
+              - id: work
+                action: shell
+                run: echo ran
+            """, name);
+        var template = await StartAsync(Admin, name, new { });
+        await WaitForEndAsync(Admin, template);
+
+        // A run that another node is running (its lease holds for minutes): the cancel is recorded for that node to act on.
+        var id = Guid.NewGuid();
+        await using (var scope = Portal.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+            var from = await db.Executions.AsNoTracking().SingleAsync(e => e.Id == template);
+            var now = DateTime.UtcNow;
+            db.Executions.Add(new Execution
+            {
+                Id = id,
+                RunbookVersionId = from.RunbookVersionId,
+                RunbookName = from.RunbookName,
+                Version = from.Version,
+                Status = ExecutionStatus.Running,
+                RequestedBy = from.RequestedBy,
+                RequestedAt = now,
+                QueuedAt = now,
+                StartedAt = now,
+                ParametersJson = from.ParametersJson,
+                LeaseOwner = "another-node#claim",
+                LeaseExpiresAt = now.AddMinutes(10),
+            });
+            await db.SaveChangesAsync();
+        }
+        try
+        {
+            Assert.Equal(HttpStatusCode.OK, (await Admin.PostAsJsonAsync($"/api/executions/{id}/cancel", new { rollback = true })).StatusCode);
+            var other = await Admin.PostAsJsonAsync($"/api/executions/{id}/cancel", new { rollback = false });
+            Assert.Equal(HttpStatusCode.Conflict, other.StatusCode);
+            Assert.Contains("with rollback is already under way", await other.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await Admin.PostAsJsonAsync($"/api/executions/{id}/cancel", new { rollback = true })).StatusCode);
+
+            var requested = (await EventsAsync(Admin, id)).Where(e => e.GetProperty("kind").GetString() == "execution_cancel_requested").ToList();
+            Assert.True(Assert.Single(requested).GetProperty("data").GetProperty("rollback").GetBoolean());
+            Assert.Equal("Running", (await Admin.GetFromJsonAsync<JsonElement>($"/api/executions/{id}")).GetProperty("status").GetString());
+        }
+        finally
+        {
+            await using var scope = Portal.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+            await db.Executions.Where(e => e.Id == id).ExecuteDeleteAsync();
+        }
+    }
+
+    [Fact]
     public async Task FailedRun_ResumesFromTheFailedStep()
     {
         var name = Name("resume");
