@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using RunbookPortal.Engine.Execution;
 using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Tests.Infrastructure;
@@ -203,35 +204,11 @@ public sealed class LeaseLostTests
     public async Task ANodeThatLostItsLease_KillsTheRunningStep_AndRecordsNothingMore()
     {
         await using var database = TestDatabase.Sqlite();
-        var settings = new Dictionary<string, string?>(EngineSettings.Fast)
-        {
-            ["Engine:LeaseDuration"] = "00:00:02",
-            ["Engine:NodeId"] = "node-loses",
-        };
-        await using var portal = new PortalFactory(database, settings);
-        var name = $"lease-{Guid.NewGuid():N}"[..24];
-        var pidFile = Path.Combine(Path.GetTempPath(), $"rbp-lease-{Guid.NewGuid():N}");
+        await using var portal = new PortalFactory(database, Settings());
+        var pidFile = PidFile();
         try
         {
-            await ExecutionApiTests.PublishAsync(portal, $"""
-                apiVersion: runbooks/v1
-                name: {name}
-                title: Loses its lease
-                type: maintenance
-                parameters:
-                  pidfile: {"{"} type: string, required: true {"}"}
-                steps:
-                  - id: slow
-                    action: shell
-                    run: echo $BASHPID > "$RBP_PARAM_PIDFILE"; sleep 60
-                  - id: next
-                    action: shell
-                    run: echo never
-                """, name);
-            var client = portal.AdminClient();
-            var id = await ExecutionApiTests.StartAsync(client, name, new { pidfile = pidFile });
-            await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("steps")[0].GetProperty("status").GetString() == "Running");
-            var pid = await WaitForAsync(() => File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var p) ? p : (int?)null, "the step's pid");
+            var (client, id, pid) = await StartSlowRunAsync(portal, pidFile);
 
             // Another node takes the run over, as its claim pass does once the lease has run out: the run is
             // Interrupted at its step (and could then be resumed there).
@@ -245,20 +222,102 @@ public sealed class LeaseLostTests
             }
             var before = await ExecutionApiTests.EventsAsync(client, id);
 
-            await WaitForAsync(() => portal.Logs.Any(l => l.Contains("lost its lease and stopped the run", StringComparison.Ordinal)) ? true : (bool?)null, "the node to stop the run");
-            await WaitForAsync(() => Directory.Exists($"/proc/{pid}") ? null : (bool?)true, "the step's process to be gone");
+            await AssertStoppedAsync(portal, pid);
             var after = await ExecutionApiTests.EventsAsync(client, id);
             Assert.Equal(before.Select(e => e.GetProperty("seq").GetInt64()), after.Select(e => e.GetProperty("seq").GetInt64()));
             var taken = await client.GetFromJsonAsync<JsonElement>($"/api/executions/{id}");
             Assert.Equal("Interrupted", taken.GetProperty("status").GetString());
             Assert.Equal("slow", taken.GetProperty("failedStepId").GetString());
             Assert.Equal("Pending", taken.GetProperty("steps")[1].GetProperty("status").GetString());
-            Assert.DoesNotContain(portal.Logs, l => l.Contains("failed in the host", StringComparison.Ordinal));
         }
         finally
         {
             File.Delete(pidFile);
         }
+    }
+
+    [Fact]
+    public async Task ALeaseNamesTheClaim_SoTheSameNodeClaimingTheRunAgain_StopsTheOldRun()
+    {
+        await using var database = TestDatabase.Sqlite();
+        await using var portal = new PortalFactory(database, Settings());
+        var pidFile = PidFile();
+        try
+        {
+            var (client, id, pid) = await StartSlowRunAsync(portal, pidFile);
+
+            // This node's claim pass took the run over (its lease had run out while the run stood still), and an
+            // operator resumed it at once: this same node claims it again and runs the step anew, while the old run
+            // still stands in its step. The old run's lease and the new one's both start with this node's name.
+            long takenOverAt;
+            using (var scope = portal.Services.CreateScope())
+            {
+                var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+                var execution = await db.Executions.Include(e => e.Steps).SingleAsync(e => e.Id == id);
+                takenOverAt = ExecutionLedger.Append(db, execution, new HostEvent("execution_interrupted", "slow",
+                    new { reason = "Node node-loses stopped renewing its lease.", node = "node-loses", step = "slow" }), DateTime.UtcNow).Seq;
+                await db.SaveChangesAsync();
+            }
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+            var again = await WaitForAsync(() => File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var p) && p != pid ? p : (int?)null, "the resumed step's pid");
+
+            await AssertStoppedAsync(portal, pid);
+            Assert.True(Directory.Exists($"/proc/{again}"), "the resumed run's step should still run");
+            var events = await ExecutionApiTests.EventsAsync(client, id);
+            var since = events.Where(e => e.GetProperty("seq").GetInt64() > takenOverAt).Select(e => e.GetProperty("kind").GetString()).ToList();
+            Assert.DoesNotContain("step_failed", since); // the old run recorded nothing more
+            Assert.DoesNotContain("execution_finished", since);
+            Assert.Equal("Running", (await client.GetFromJsonAsync<JsonElement>($"/api/executions/{id}")).GetProperty("status").GetString());
+
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/executions/{id}/cancel", new { rollback = false })).StatusCode);
+            await ExecutionApiTests.WaitForEndAsync(client, id);
+        }
+        finally
+        {
+            File.Delete(pidFile);
+        }
+    }
+
+    private static Dictionary<string, string?> Settings() => new(EngineSettings.Fast)
+    {
+        ["Engine:LeaseDuration"] = "00:00:02",
+        ["Engine:NodeId"] = "node-loses",
+    };
+
+    private static string PidFile() => Path.Combine(Path.GetTempPath(), $"rbp-lease-{Guid.NewGuid():N}");
+
+    /// <summary>Starts a run whose first step writes its pid to <paramref name="pidFile"/> and sleeps; answers once it runs.</summary>
+    private static async Task<(HttpClient Client, Guid Id, int Pid)> StartSlowRunAsync(PortalFactory portal, string pidFile)
+    {
+        var name = $"lease-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(portal, $"""
+            apiVersion: runbooks/v1
+            name: {name}
+            title: Loses its lease
+            type: maintenance
+            parameters:
+              pidfile: {"{"} type: string, required: true {"}"}
+            steps:
+              - id: slow
+                action: shell
+                run: echo $BASHPID > "$RBP_PARAM_PIDFILE"; sleep 60
+              - id: next
+                action: shell
+                run: echo never
+            """, name);
+        var client = portal.AdminClient();
+        var id = await ExecutionApiTests.StartAsync(client, name, new { pidfile = pidFile });
+        await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("steps")[0].GetProperty("status").GetString() == "Running");
+        var pid = await WaitForAsync(() => File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var p) ? p : (int?)null, "the step's pid");
+        return (client, id, pid);
+    }
+
+    /// <summary>The node says it lost the lease, the step's process is gone, and nothing failed on the way.</summary>
+    private static async Task AssertStoppedAsync(PortalFactory portal, int pid)
+    {
+        await WaitForAsync(() => portal.Logs.Any(l => l.Contains("lost its lease and stopped the run", StringComparison.Ordinal)) ? true : (bool?)null, "the node to stop the run");
+        await WaitForAsync(() => Directory.Exists($"/proc/{pid}") ? null : (bool?)true, "the step's process to be gone");
+        Assert.DoesNotContain(portal.Logs, l => l.Contains("failed in the host", StringComparison.Ordinal));
     }
 
     private static async Task<T> WaitForAsync<T>(Func<T?> probe, string what) where T : struct
