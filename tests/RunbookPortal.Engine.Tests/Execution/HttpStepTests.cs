@@ -61,8 +61,10 @@ internal sealed class TestHttpServer : IAsyncDisposable
                 connections.Add(ServeAsync(client));
             }
         }
-        catch (OperationCanceledException)
+        catch (Exception ex) when (_stop.IsCancellationRequested
+            && ex is OperationCanceledException or InvalidOperationException or SocketException or ObjectDisposedException)
         {
+            // Stopping: the listener may have stopped before the next accept began ("Not listening").
         }
         await Task.WhenAll(connections);
     }
