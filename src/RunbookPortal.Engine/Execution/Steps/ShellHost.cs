@@ -26,8 +26,9 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// fork of an already started shell instead of starting bash again (bash start-up is most of the cost of a
 /// short step). A step cannot change what later steps start from: it runs in a copy of the shell.
 /// <para>
-/// The protocol: the shell reads requests from its stdin as NUL-terminated fields, and an ASCII command by its length
-/// (see <see cref="WriteRequestAsync"/>); only what changed since the last step is sent. The command
+/// The protocol: the shell reads requests from its stdin (moved to fd 4, which every step closes) as NUL-terminated
+/// fields, and an ASCII command by its length (see <see cref="WriteRequestAsync"/>); only what changed since the last
+/// step is sent. The command
 /// (<see cref="StepCommand"/>) pastes the script — author text, in which templates are already variable references
 /// (<see cref="ShellQuoting"/>) — into <c>( set -e; …; script )</c> (<c>pipefail</c> is the shell's own, inherited),
 /// run as a foreground job under job control, so the subshell leads a process group of its own; variable values are
