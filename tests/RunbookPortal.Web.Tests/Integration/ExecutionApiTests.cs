@@ -37,6 +37,32 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
     }
 
+    /// <summary>
+    /// A row of <paramref name="template"/>'s runbook version, put straight into the database, in
+    /// <paramref name="status"/>; a Running one is held by another node, whose lease lasts for minutes.
+    /// </summary>
+    private static Execution RowLike(Execution template, ExecutionStatus status, DateTime queuedAt, string? concurrencyKey = null)
+    {
+        var held = status == ExecutionStatus.Running;
+        return new Execution
+        {
+            Id = Guid.NewGuid(),
+            RunbookVersionId = template.RunbookVersionId,
+            RunbookName = template.RunbookName,
+            Version = template.Version,
+            Status = status,
+            RequestedBy = template.RequestedBy,
+            RequestedAt = queuedAt,
+            QueuedAt = queuedAt,
+            StartedAt = held ? queuedAt : null,
+            ParametersJson = template.ParametersJson,
+            ConcurrencyKey = concurrencyKey,
+            ConcurrencyLimit = concurrencyKey is null ? 0 : 1,
+            LeaseOwner = held ? "another-node#claim" : null,
+            LeaseExpiresAt = held ? DateTime.UtcNow.AddMinutes(10) : null,
+        };
+    }
+
     /// <summary>Polls the execution until <paramref name="done"/> holds (the worker runs on its own; this waits on its state).</summary>
     internal static async Task<JsonElement> WaitForAsync(HttpClient client, Guid id, Func<JsonElement, bool> done, int seconds = 30)
     {
@@ -330,27 +356,13 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
         await WaitForEndAsync(Admin, template);
 
         // A run that another node is running (its lease holds for minutes): the cancel is recorded for that node to act on.
-        var id = Guid.NewGuid();
+        Guid id;
         await using (var scope = Portal.Services.CreateAsyncScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
-            var from = await db.Executions.AsNoTracking().SingleAsync(e => e.Id == template);
-            var now = DateTime.UtcNow;
-            db.Executions.Add(new Execution
-            {
-                Id = id,
-                RunbookVersionId = from.RunbookVersionId,
-                RunbookName = from.RunbookName,
-                Version = from.Version,
-                Status = ExecutionStatus.Running,
-                RequestedBy = from.RequestedBy,
-                RequestedAt = now,
-                QueuedAt = now,
-                StartedAt = now,
-                ParametersJson = from.ParametersJson,
-                LeaseOwner = "another-node#claim",
-                LeaseExpiresAt = now.AddMinutes(10),
-            });
+            var row = RowLike(await db.Executions.AsNoTracking().SingleAsync(e => e.Id == template), ExecutionStatus.Running, DateTime.UtcNow);
+            id = row.Id;
+            db.Executions.Add(row);
             await db.SaveChangesAsync();
         }
         try
@@ -447,22 +459,7 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
             var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
             var template = await db.Executions.AsNoTracking().SingleAsync(e => e.Id == first);
             var now = DateTime.UtcNow;
-            Execution Copy(ExecutionStatus status, DateTime queuedAt) => new()
-            {
-                Id = Guid.NewGuid(),
-                RunbookVersionId = template.RunbookVersionId,
-                RunbookName = template.RunbookName,
-                Version = template.Version,
-                Status = status,
-                RequestedBy = template.RequestedBy,
-                RequestedAt = queuedAt,
-                QueuedAt = queuedAt,
-                ParametersJson = template.ParametersJson,
-                ConcurrencyKey = blocked,
-                ConcurrencyLimit = 1,
-                LeaseOwner = status == ExecutionStatus.Running ? "another-node" : null,
-                LeaseExpiresAt = status == ExecutionStatus.Running ? now.AddMinutes(10) : null,
-            };
+            Execution Copy(ExecutionStatus status, DateTime queuedAt) => RowLike(template, status, queuedAt, concurrencyKey: blocked);
             var rows = new List<Execution> { Copy(ExecutionStatus.Running, now.AddHours(-2)) };
             rows.AddRange(Enumerable.Range(0, ExecutionWorker.ClaimWindow + 5).Select(i => Copy(ExecutionStatus.Queued, now.AddHours(-1).AddSeconds(i))));
             db.Executions.AddRange(rows);
