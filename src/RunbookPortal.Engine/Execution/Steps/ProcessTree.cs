@@ -114,6 +114,107 @@ internal static class ProcessTree
         return children;
     }
 
+    /// <summary>Up to this many process ids handed out during a step are looked at one by one; beyond, all of /proc is.</summary>
+    private const int WindowLimit = 1024;
+
+    private static readonly int PidMax = ReadNumber("/proc/sys/kernel/pid_max") is > 0 and var max ? max : 4 * 1024 * 1024;
+
+    /// <summary>The last process id the kernel handed out in this pid namespace (Linux), or null where it cannot be read.</summary>
+    public static int? LastPid() => ReadNumber("/proc/sys/kernel/ns_last_pid");
+
+    /// <summary>
+    /// Kills every process of the session <paramref name="sessionId"/>, its leader excepted, whose id was handed out
+    /// after <paramref name="after"/> (an earlier <see cref="LastPid"/>): what a command left running, in its own
+    /// process group or in another one of the session. A process in the leader's own group is killed alone. Ids wrap
+    /// around at <c>pid_max</c>; when more were handed out than are worth looking at one by one, all of /proc is read.
+    /// </summary>
+    public static void KillSessionBornAfter(int sessionId, int after)
+    {
+        if (LastPid() is not { } last)
+            return;
+        var count = ((last - after) % PidMax + PidMax) % PidMax;
+        if (count == 0)
+            return;
+        if (count <= WindowLimit)
+        {
+            for (var i = 1; i <= count; i++)
+                KillIfInSession((after + i) % PidMax, sessionId);
+            return;
+        }
+        try
+        {
+            foreach (var folder in Directory.EnumerateDirectories("/proc"))
+            {
+                if (int.TryParse(Path.GetFileName(folder), System.Globalization.CultureInfo.InvariantCulture, out var pid))
+                    KillIfInSession(pid, sessionId);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // /proc is not readable here.
+        }
+    }
+
+    private static void KillIfInSession(int pid, int sessionId)
+    {
+        if (pid <= 1 || pid == sessionId || Stat(pid) is not { } stat || stat.Session != sessionId)
+            return;
+        _ = stat.Group != sessionId ? NativeKill(-stat.Group, SigKill) : NativeKill(pid, SigKill);
+    }
+
+    /// <summary>The process group and session of <paramref name="pid"/>, from /proc; null when it has gone.</summary>
+    private static (int Group, int Session)? Stat(int pid)
+    {
+        Span<byte> buffer = stackalloc byte[512];
+        var read = ReadFile($"/proc/{pid}/stat", buffer);
+        if (read <= 0)
+            return null;
+        // "pid (comm) state ppid pgrp session …": comm may hold spaces and parentheses, so read after the last ')'.
+        var text = System.Text.Encoding.UTF8.GetString(buffer[..read]);
+        var fields = text[(text.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return fields.Length > 3
+            && int.TryParse(fields[2], System.Globalization.CultureInfo.InvariantCulture, out var group)
+            && int.TryParse(fields[3], System.Globalization.CultureInfo.InvariantCulture, out var session)
+            ? (group, session)
+            : null;
+    }
+
+    private static int? ReadNumber(string path)
+    {
+        Span<byte> buffer = stackalloc byte[32];
+        var read = ReadFile(path, buffer);
+        return read > 0 && int.TryParse(buffer[..read].TrimEnd((byte)'\n'), System.Globalization.CultureInfo.InvariantCulture, out var value)
+            ? value
+            : null;
+    }
+
+    /// <summary>Reads a small file through libc (no exception when it does not exist: a process that ended is common).</summary>
+    private static int ReadFile(string path, Span<byte> buffer)
+    {
+        if (OperatingSystem.IsWindows())
+            return -1;
+        var fd = NativeOpen(path, 0); // O_RDONLY
+        if (fd < 0)
+            return -1;
+        try
+        {
+            return (int)NativeRead(fd, ref MemoryMarshal.GetReference(buffer), buffer.Length);
+        }
+        finally
+        {
+            _ = NativeClose(fd);
+        }
+    }
+
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int NativeKill(int pid, int signal);
+
+    [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+    private static extern int NativeOpen([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+    [DllImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static extern nint NativeRead(int fd, ref byte buffer, nint count);
+
+    [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static extern int NativeClose(int fd);
 }

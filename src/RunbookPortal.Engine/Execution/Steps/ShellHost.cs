@@ -81,9 +81,10 @@ internal sealed class ShellHost : IAsyncDisposable
         // fork, is closed when the step runs a program); the step itself closes 4, the requests.
         "  { [[ -z $__rbp_dir && . -ef $PWD ]] || cd -- \"${__rbp_dir:-$PWD}\" 2>&3; } && eval \"$__rbp_command\" 2>&3 3>&-;",
         // The end, on stdout only, in one write (a newline in printf's format flushes); the reader then takes in
-        // what the step left on stderr. $0 is the shell's again, should the next command not parse.
+        // what the step left on stderr. $0 is the shell's again, should the next command not parse. The shell forgets
+        // where it found the command it ran directly (a later step may put another of that name on its PATH).
         "  printf %s $'\\n'\"$__rbp_nonce end $?\"$'\\n';",
-        "  BASH_ARGV0=rbp-shell __rbp_dir= __rbp_own=();",
+        "  BASH_ARGV0=rbp-shell __rbp_dir= __rbp_own=(); hash -r;",
         "done");
 
     /// <summary>Follows bash's message when a script cannot be parsed (it then never starts: no pid line).</summary>
@@ -158,14 +159,14 @@ internal sealed class ShellHost : IAsyncDisposable
         {
             if (Broken)
                 return new ShellOutcome(null, false, "the shell of this execution has exited");
-            var run = new StepRun(output);
+            var run = new StepRun(output, RunsDirectly(request) ? ProcessTree.LastPid() : null);
             _current = run;
             var stopped = false;
             using (cancellationToken.Register(run.Stop)) // before the write: a write that waits can still be cancelled
             {
                 try
                 {
-                    await WriteRequestAsync(request).WaitAsync(cancellationToken).ConfigureAwait(false);
+                    await WriteRequestAsync(request, run.Direct).WaitAsync(cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is IOException or OperationCanceledException)
                 {
@@ -208,7 +209,7 @@ internal sealed class ShellHost : IAsyncDisposable
             var code = run.Ended.Result;
             if (code != 0)
                 _directory = null; // the shell may not have changed to it: name it again next time
-            if (code == 2 && run.Group is null && !stopped)
+            if (code == 2 && run.Group is null && !run.Direct && !stopped)
                 await run.OutputAsync("stderr", ParseHint).ConfigureAwait(false); // bash's own message came before
             return new ShellOutcome(code, stopped, null);
         }
@@ -224,9 +225,22 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <c>eval</c> stands on, so that the script's first line is line 1. A script that cannot be parsed fails the
     /// whole command before anything of it runs.
     /// </summary>
-    private static string StepCommand(ShellRequest request, string nonce) => string.Concat(
-        "BASH_ARGV0=", ShellQuoting.Quote(request.Name), "; ( set +m -e; printf %s $'\\n'\"", nonce, " pid $BASHPID\"$'\\n'; ",
-        request.Own.Count > 0 ? "__rbp_own_env; " : "", request.Script, "\n) 4<&-");
+    private static string StepCommand(ShellRequest request, string nonce, bool direct) => direct
+        ? string.Concat("BASH_ARGV0=", ShellQuoting.Quote(request.Name), "; 4<&- ", request.Script.Trim())
+        : string.Concat(
+            "BASH_ARGV0=", ShellQuoting.Quote(request.Name), "; ( set +m -e; printf %s $'\\n'\"", nonce, " pid $BASHPID\"$'\\n'; ",
+            request.Own.Count > 0 ? "__rbp_own_env; " : "", request.Script, "\n) 4<&-");
+
+    /// <summary>Whether the step is one external command (<see cref="SingleCommand"/>) that the shell may run as its job directly.</summary>
+    private static bool RunsDirectly(ShellRequest request) =>
+        DirectCommands && request.Own.Count == 0 && SingleCommand.IsExternalCommand(request.Script);
+
+    /// <summary>
+    /// Whether a command may run without a subshell here: it then prints no pid line, and what it leaves running is
+    /// found by the process ids handed out while it ran (<see cref="ProcessTree.KillSessionBornAfter"/>), so both
+    /// process groups and that count must be available.
+    /// </summary>
+    private static readonly bool DirectCommands = ProcessTree.UsesProcessGroups && ProcessTree.LastPid() is not null;
 
     /// <summary>
     /// Writes the request. One that fits the pipe's buffer is written synchronously — it cannot wait: the shell read
@@ -234,7 +248,7 @@ internal sealed class ShellHost : IAsyncDisposable
     /// thread, goes straight on to the next step. A larger one is written from the thread pool, so the reader never
     /// waits on the shell while the shell may be waiting on the reader.
     /// </summary>
-    private Task WriteRequestAsync(ShellRequest request)
+    private Task WriteRequestAsync(ShellRequest request, bool direct)
     {
         // Fields end with NUL: a head "<set> <unset> <own> <directory?> <length>" — only "<length>" when nothing but
         // the script is sent —, the shared variables that changed, those that went away, the step's own, the directory
@@ -251,7 +265,7 @@ internal sealed class ShellHost : IAsyncDisposable
         }
         // The command goes last. All ASCII, its length is sent and bash takes it in one read; otherwise a NUL ends
         // it (bash counts characters in its locale, and reads up to a NUL a byte at a time).
-        var command = StepCommand(request, _nonce);
+        var command = StepCommand(request, _nonce, direct);
         var length = Ascii.IsValid(command) ? command.Length : 0;
         if (set.Count == 0 && unset.Count == 0 && request.Own.Count == 0 && directory is null)
         {
@@ -316,13 +330,25 @@ internal sealed class ShellHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Kills what is left of a step: its process group, or — a command run directly, whose group is not known — every
+    /// process of the shell's session (the shell excepted) that started while it ran.
+    /// </summary>
+    private void KillLeftovers(StepRun run)
+    {
+        if (run.Group is { } group)
+            ProcessTree.KillGroup(group);
+        else if (run.PidsBefore is { } before)
+            ProcessTree.KillSessionBornAfter(_process.Id, before);
+    }
+
     /// <summary>The shell no longer answers: kill the running step and the shell; the next step gets a new shell.</summary>
     private void KillEverything(StepRun? run = null)
     {
         _killed = true;
         // A shell that died leaves its step behind, in a group of its own that is no longer the shell's child.
-        if (run?.Group is { } group)
-            ProcessTree.KillGroup(group);
+        if (run is not null)
+            KillLeftovers(run);
         try
         {
             foreach (var child in ProcessTree.Children(_process.Id))
@@ -417,8 +443,7 @@ internal sealed class ShellHost : IAsyncDisposable
             // long as it takes to read what it can hold twice over (a process that escaped the group may go on).
             if (ended is { } code && _current is { } run)
             {
-                if (run.Group is { } group)
-                    ProcessTree.KillGroup(group);
+                KillLeftovers(run);
                 for (var drained = 0; drained < DrainReads && stderr.Open && stderr.Ready(); drained++)
                     ReadErrors(stderr, bytes, lines);
                 stderr.TakeRest(lines);
@@ -520,7 +545,17 @@ internal sealed class ShellHost : IAsyncDisposable
         private readonly TaskCompletionSource<int> _end = new();
         private readonly TaskCompletionSource _stopping = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public StepRun(Func<string, string, ValueTask> output) => _output = output;
+        public StepRun(Func<string, string, ValueTask> output, int? pidsBefore)
+        {
+            _output = output;
+            PidsBefore = pidsBefore;
+        }
+
+        /// <summary>The last process id handed out before a command run directly was sent; null for a subshell.</summary>
+        public int? PidsBefore { get; }
+
+        /// <summary>Whether the step runs as the shell's job directly, without a subshell (and so without a pid line).</summary>
+        public bool Direct => PidsBefore is not null;
 
         public Task Stopping => _stopping.Task;
 
