@@ -115,6 +115,9 @@ public sealed class ShellStepTests : ScratchFolder
                 EOF
                 printf '<%s>\n' "$(printf '%s' {{ value }})"
                 printf '<%s>\n' "$RBP_PARAM_VALUE"
+            - id: direct
+              action: shell
+              run: /bin/echo value={{ value }}
             """, "value: { type: string }", new Dictionary<string, string> { ["value"] = value });
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
@@ -122,6 +125,7 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(
             $"<{value}>\n<double: {value}>\n<single: {value}>\nargc=1\nheredoc: {value}\n<{value}>\n<{value}>",
             log.Output("probe"));
+        Assert.Equal("value=" + value, log.Output("direct")); // one external command, run without a subshell
     }
 
     [Fact]
@@ -741,6 +745,114 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(["e\uFFFD"], log.All<StepOutput>().Where(o => o.StepId == "half-a-character").Select(o => o.Text));
         Assert.All(log.All<StepOutput>(), o => Assert.Equal("stderr", o.Stream));
         Assert.DoesNotContain(log.All<StepOutput>(), o => o.StepId == "quiet");
+    }
+
+    /// <summary>An executable bash script in the scratch folder, for a step that is one external command.</summary>
+    private string Script(string name, string body)
+    {
+        var path = Path.Combine(Folder, name);
+        File.WriteAllText(path, "#!/bin/bash\n" + body + "\n");
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return "./" + name;
+    }
+
+    [Fact]
+    public async Task OneExternalCommand_RunsAsTheShellsOwnJob_AndWhatItLeavesRunningGoesWithIt()
+    {
+        // Such a step runs without a subshell, so it prints no pid line: what it left behind is found among the
+        // processes of the shell's session that started while it ran.
+        var leave = Script("leave.sh", "sleep 300 &\necho \"child=$! shell=$PPID\"");
+        var (outcome, log) = await RunAsync($"""
+            - id: leave
+              action: shell
+              run: {leave}
+            - id: next
+              action: shell
+              run: {leave}
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var (first, shell) = Pids(log.All<StepOutput>().First(o => o.StepId == "leave"));
+        var (second, sameShell) = Pids(log.All<StepOutput>().First(o => o.StepId == "next"));
+        Assert.Equal(shell, sameShell); // both steps were jobs of the one shell of the execution
+        Assert.True(await Processes.WaitGoneAsync(first), $"process {first}, left by the first step, still runs");
+        Assert.True(await Processes.WaitGoneAsync(second), $"process {second}, left by the second step, still runs");
+    }
+
+    [Fact]
+    public async Task OneExternalCommand_IsKilledOnTimeout()
+    {
+        var time = new FakeTimeProvider();
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var hang = Script("hang.sh", "echo \"pid=$$\"\nexec sleep 300");
+        var runbook = Engine.Runbook($"""
+            - id: hang
+              action: shell
+              timeout: 5s
+              run: {hang}
+            """);
+
+        var running = Engine.Runner(Folder, time).RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None);
+        var line = await log.WaitFor<StepOutput>(o => o.Text.StartsWith("pid=", StringComparison.Ordinal));
+        var pid = int.Parse(line.Text["pid=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        time.Advance(TimeSpan.FromSeconds(5));
+        var outcome = await running.WaitAsync(EventLog.Patience);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.True(Assert.Single(log.All<StepFailed>()).TimedOut);
+        Assert.True(await Processes.WaitGoneAsync(pid), $"the command {pid} survived its timeout");
+    }
+
+    [Fact]
+    public async Task OneExternalCommand_ThatExitsWith2_IsNotTakenForAScriptThatCannotBeParsed()
+    {
+        var (outcome, log) = await RunAsync("""
+            - id: missing
+              action: shell
+              required: false
+              run: ls /no-such-folder-here
+            - id: next
+              action: shell
+              run: /bin/echo next
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal(2, Assert.Single(log.All<StepFailed>()).ExitCode);
+        Assert.Contains("No such file or directory", log.Output("missing", "stderr"), StringComparison.Ordinal);
+        Assert.DoesNotContain("could not be parsed", log.Output("missing", "stderr"), StringComparison.Ordinal);
+        Assert.Equal("next", log.Output("next"));
+    }
+
+    [Fact]
+    public async Task OneExternalCommand_CannotReachTheShellsRequests_NorLeaveSomethingInTheShell()
+    {
+        // Single builtins run in a subshell like any script: what they change is gone with it.
+        var (outcome, log) = await RunAsync("""
+            - id: requests
+              action: shell
+              required: false
+              run: /bin/cat <&4
+            - id: cd
+              action: shell
+              run: cd /
+            - id: export
+              action: shell
+              run: export LEAKED=yes
+            - id: pwd
+              action: shell
+              run: /bin/pwd
+            - id: env
+              action: shell
+              run: /usr/bin/env
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal(1, Assert.Single(log.All<StepFailed>()).ExitCode);
+        Assert.Contains("Bad file descriptor", log.Output("requests", "stderr"), StringComparison.Ordinal);
+        Assert.Equal(Folder, log.Output("pwd"));
+        Assert.DoesNotContain("LEAKED=", log.Output("env"), StringComparison.Ordinal);
     }
 
     private static (int Child, int Shell) Pids(StepOutput line)

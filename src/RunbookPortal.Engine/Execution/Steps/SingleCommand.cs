@@ -21,7 +21,7 @@ namespace RunbookPortal.Engine.Execution.Steps;
 /// digit, and <c>n&gt;&amp;m n&lt;&amp;m n&gt;&amp;-</c>.</item>
 /// </list>
 /// </summary>
-internal static class SingleCommand
+public static class SingleCommand
 {
     private static readonly SearchValues<char> WordCharacters =
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=,+%@^-");
