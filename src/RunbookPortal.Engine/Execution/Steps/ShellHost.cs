@@ -43,6 +43,15 @@ internal sealed record ShellOutcome(int? ExitCode, bool Stopped, string? Error);
 /// the step then fails with bash's message before its script runs.
 /// </para>
 /// <para>
+/// A script that is one external command and nothing else (<see cref="SingleCommand"/>), in a step without an
+/// <c>env</c> of its own, runs without the subshell: <c>4&lt;&amp;- command</c>, the shell's foreground job, is a
+/// process group of its own just the same, and running it cannot change the shell. For a short command the subshell
+/// was a fifth of the step's cost: the pages its bash touches before it runs the command are copied, and with
+/// a redirection it forks again. Such a command prints no pid line: a cancel or timeout kills the groups of the
+/// shell's children, and at its end what it left running is found among the processes of the shell's session whose
+/// ids were handed out while it ran (<see cref="ProcessTree.KillSessionBornAfter"/>).
+/// </para>
+/// <para>
 /// Inside a step <c>$$</c> is the execution's shell; <c>$BASHPID</c> is the step's own process (and group) id.
 /// </para>
 /// </summary>
