@@ -27,7 +27,7 @@ public static class EngineShellBenchmark
     public static int Run(string[] args)
     {
         var steps = Option(args, "--steps", 100);
-        var rounds = Option(args, "--rounds", 9);
+        var rounds = Option(args, "--rounds", 15);
         var only = Array.IndexOf(args, "--only") is var at and >= 0 && at + 1 < args.Length ? args[at + 1] : null;
         return RunAsync(steps, rounds, only).GetAwaiter().GetResult();
     }
