@@ -761,8 +761,9 @@ public sealed class ShellStepTests : ScratchFolder
     public async Task OneExternalCommand_RunsAsTheShellsOwnJob_AndWhatItLeavesRunningGoesWithIt()
     {
         // Such a step runs without a subshell, so it prints no pid line: what it left behind is found among the
-        // processes of the shell's session that started while it ran.
-        var leave = Script("leave.sh", "sleep 300 &\necho \"child=$! shell=$PPID\"");
+        // processes of the shell's session that started while it ran — even a job that the script put in a process
+        // group of its own, out of reach of a kill of the step's group (that reach only a command run directly has).
+        var leave = Script("leave.sh", "sleep 300 &\necho \"child=$! shell=$PPID\"\nset -m\nsleep 300 &\necho \"own-group=$!\"");
         var (outcome, log) = await RunAsync($"""
             - id: leave
               action: shell
@@ -776,8 +777,11 @@ public sealed class ShellStepTests : ScratchFolder
         var (first, shell) = Pids(log.All<StepOutput>().First(o => o.StepId == "leave"));
         var (second, sameShell) = Pids(log.All<StepOutput>().First(o => o.StepId == "next"));
         Assert.Equal(shell, sameShell); // both steps were jobs of the one shell of the execution
-        Assert.True(await Processes.WaitGoneAsync(first), $"process {first}, left by the first step, still runs");
-        Assert.True(await Processes.WaitGoneAsync(second), $"process {second}, left by the second step, still runs");
+        var grouped = log.All<StepOutput>().Where(o => o.Text.StartsWith("own-group=", StringComparison.Ordinal))
+            .Select(o => int.Parse(o.Text["own-group=".Length..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(2, grouped.Count);
+        foreach (var pid in new[] { first, second }.Concat(grouped))
+            Assert.True(await Processes.WaitGoneAsync(pid), $"process {pid}, left by a step, still runs");
     }
 
     [Fact]
@@ -808,11 +812,12 @@ public sealed class ShellStepTests : ScratchFolder
     [Fact]
     public async Task OneExternalCommand_ThatExitsWith2_IsNotTakenForAScriptThatCannotBeParsed()
     {
-        var (outcome, log) = await RunAsync("""
+        var fail = Script("fail.sh", "echo 'usage: fail.sh' >&2\nexit 2");
+        var (outcome, log) = await RunAsync($"""
             - id: missing
               action: shell
               required: false
-              run: ls /no-such-folder-here
+              run: {fail} --now
             - id: next
               action: shell
               run: /bin/echo next
@@ -820,8 +825,7 @@ public sealed class ShellStepTests : ScratchFolder
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         Assert.Equal(2, Assert.Single(log.All<StepFailed>()).ExitCode);
-        Assert.Contains("No such file or directory", log.Output("missing", "stderr"), StringComparison.Ordinal);
-        Assert.DoesNotContain("could not be parsed", log.Output("missing", "stderr"), StringComparison.Ordinal);
+        Assert.Equal("usage: fail.sh", log.Output("missing", "stderr"));
         Assert.Equal("next", log.Output("next"));
     }
 
@@ -842,17 +846,48 @@ public sealed class ShellStepTests : ScratchFolder
               run: export LEAKED=yes
             - id: pwd
               action: shell
-              run: /bin/pwd
+              run: /bin/pwd -P
             - id: env
               action: shell
               run: /usr/bin/env
+            - id: folder
+              action: shell
+              run: pwd -P; echo
             """);
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         Assert.Equal(1, Assert.Single(log.All<StepFailed>()).ExitCode);
         Assert.Contains("Bad file descriptor", log.Output("requests", "stderr"), StringComparison.Ordinal);
-        Assert.Equal(Folder, log.Output("pwd"));
+        Assert.Equal(log.Output("folder").TrimEnd('\n'), log.Output("pwd"));
         Assert.DoesNotContain("LEAKED=", log.Output("env"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AFunctionFromTheEnvironment_NamedLikeACommand_RunsInASubshell()
+    {
+        // bash defines functions from BASH_FUNC_<name>%% variables: "deploy" is then no external command, and run
+        // directly it would change the shell itself.
+        var runner = new ExecutionRunner(
+            [new ShellStepExecutor(new ShellOptions
+            {
+                WorkingDirectory = Folder,
+                Environment = new Dictionary<string, string> { ["BASH_FUNC_deploy%%"] = "() { cd /; echo deployed; }" },
+            })],
+            TimeProvider.System, new ExecutionOptions());
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var outcome = await runner.RunAsync(Engine.Plan(Engine.Runbook("""
+            - id: deploy
+              action: shell
+              run: deploy
+            - id: where
+              action: shell
+              run: pwd
+            """)), log, control, CancellationToken.None).WaitAsync(EventLog.Patience);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal("deployed", log.Output("deploy"));
+        Assert.Equal(Folder, log.Output("where"));
     }
 
     private static (int Child, int Shell) Pids(StepOutput line)

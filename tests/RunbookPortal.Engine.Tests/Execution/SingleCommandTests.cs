@@ -19,6 +19,18 @@ public sealed class SingleCommandTests
     [InlineData("ssh user@host:22 uptime")]
     public void OneExternalCommand_MayRunDirectly(string script) => Assert.True(SingleCommand.IsExternalCommand(script), script);
 
+    [Fact]
+    public void EveryBuiltinAndReservedWordOfThisBash_IsKnown()
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("bash", ["--noprofile", "--norc", "-c", "compgen -b -k"]) { RedirectStandardOutput = true };
+        using var bash = System.Diagnostics.Process.Start(start)!;
+        var words = bash.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        bash.WaitForExit();
+        Assert.Contains("cd", words);
+        Assert.All(words, word => Assert.True(SingleCommand.Knows(word), word));
+        Assert.False(SingleCommand.Knows("systemctl"));
+    }
+
     [Theory]
     // Builtins and reserved words would run in the shell itself.
     [InlineData("cd /tmp")]
@@ -62,6 +74,12 @@ public sealed class SingleCommandTests
     [InlineData("ls\nls")]
     [InlineData("")]
     [InlineData(">/dev/null")]
+    [InlineData("/bin/echo \"${BASHPID}\"")] // the shell's own, not the step's
+    [InlineData("/bin/kill \"${__rbp_nonce}\"")]
+    [InlineData("/bin/echo \"${RBP_lower}\"")]
+    [InlineData(">x &>>log=1.txt /bin/echo hi")] // bash 5.2 cannot parse it
+    [InlineData("2&>y /bin/echo hi")] // the command would be "2"
+    [InlineData("ls >a=b")]
     public void AnythingElse_RunsInASubshell(string script) => Assert.False(SingleCommand.IsExternalCommand(script), script);
 
     [Fact]

@@ -117,28 +117,25 @@ internal static class ProcessTree
     /// <summary>Up to this many process ids handed out during a step are looked at one by one; beyond, all of /proc is.</summary>
     private const int WindowLimit = 1024;
 
-    private static readonly int PidMax = ReadNumber("/proc/sys/kernel/pid_max") is > 0 and var max ? max : 4 * 1024 * 1024;
-
     /// <summary>The last process id the kernel handed out in this pid namespace (Linux), or null where it cannot be read.</summary>
     public static int? LastPid() => ReadNumber("/proc/sys/kernel/ns_last_pid");
 
     /// <summary>
     /// Kills every process of the session <paramref name="sessionId"/>, its leader excepted, whose id was handed out
     /// after <paramref name="after"/> (an earlier <see cref="LastPid"/>): what a command left running, in its own
-    /// process group or in another one of the session. A process in the leader's own group is killed alone. Ids wrap
-    /// around at <c>pid_max</c>; when more were handed out than are worth looking at one by one, all of /proc is read.
+    /// process group or in another one of the session. A process in the leader's own group is killed alone. The ids
+    /// in between are looked at one by one; all of /proc is read instead when there are many, when the ids wrapped
+    /// around (at <c>pid_max</c>), or when <paramref name="everywhere"/> says the command ran long enough for them to
+    /// have wrapped around all the way.
     /// </summary>
-    public static void KillSessionBornAfter(int sessionId, int after)
+    public static void KillSessionBornAfter(int sessionId, int after, bool everywhere)
     {
-        if (LastPid() is not { } last)
+        if (LastPid() is not { } last || last == after)
             return;
-        var count = ((last - after) % PidMax + PidMax) % PidMax;
-        if (count == 0)
-            return;
-        if (count <= WindowLimit)
+        if (!everywhere && last > after && last - after <= WindowLimit)
         {
-            for (var i = 1; i <= count; i++)
-                KillIfInSession((after + i) % PidMax, sessionId);
+            for (var pid = after + 1; pid <= last; pid++)
+                KillIfInSession(pid, sessionId);
             return;
         }
         try
@@ -193,7 +190,7 @@ internal static class ProcessTree
     {
         if (OperatingSystem.IsWindows())
             return -1;
-        var fd = NativeOpen(path, 0); // O_RDONLY
+        var fd = NativeOpen(path, 0x80000); // O_RDONLY | O_CLOEXEC: no process started meanwhile inherits it
         if (fd < 0)
             return -1;
         try

@@ -117,6 +117,8 @@ internal sealed class ShellHost : IAsyncDisposable
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     private readonly Process _process;
+    private readonly int _pid;
+    private readonly bool _direct;
     private readonly string _nonce = "rbp-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
     private readonly Task _reader; // ends when the reader thread does
     private readonly Task _exited;
@@ -131,9 +133,11 @@ internal sealed class ShellHost : IAsyncDisposable
     /// <summary>The shared variables the shell holds now.</summary>
     private readonly Dictionary<string, string> _shared = new(StringComparer.Ordinal);
 
-    private ShellHost(Process process)
+    private ShellHost(Process process, bool direct)
     {
         _process = process;
+        _pid = process.Id; // Id throws once the process is disposed
+        _direct = direct;
         _exited = process.WaitForExitAsync();
         _reader = StartReader(process);
     }
@@ -154,7 +158,7 @@ internal sealed class ShellHost : IAsyncDisposable
             start.Environment[name] = value;
         var process = new Process { StartInfo = start };
         process.Start();
-        return new ShellHost(process);
+        return new ShellHost(process, DirectCommands && KnowsWords(shell) && !start.Environment.Keys.Any(MayDefineFunctions));
     }
 
     /// <summary>
@@ -241,8 +245,49 @@ internal sealed class ShellHost : IAsyncDisposable
             request.Own.Count > 0 ? "__rbp_own_env; " : "", request.Script, "\n) 4<&-");
 
     /// <summary>Whether the step is one external command (<see cref="SingleCommand"/>) that the shell may run as its job directly.</summary>
-    private static bool RunsDirectly(ShellRequest request) =>
-        DirectCommands && request.Own.Count == 0 && SingleCommand.IsExternalCommand(request.Script);
+    private bool RunsDirectly(ShellRequest request) =>
+        _direct && request.Own.Count == 0 && SingleCommand.IsExternalCommand(request.Script);
+
+    /// <summary>
+    /// Variables through which bash defines functions or options at start-up: a function may be named like a command,
+    /// and would then run in the shell itself. Such a shell runs every script in a subshell.
+    /// </summary>
+    private static bool MayDefineFunctions(string name) =>
+        name.StartsWith("BASH_FUNC_", StringComparison.Ordinal) || name is "BASH_ENV" or "ENV" or "SHELLOPTS" or "BASHOPTS";
+
+    /// <summary>Whether every builtin and reserved word of <paramref name="shell"/> is one <see cref="SingleCommand"/> knows (asked once per shell).</summary>
+    private static bool KnowsWords(string shell) => KnownShells.GetOrAdd(shell, static path =>
+    {
+        try
+        {
+            var start = new ProcessStartInfo(path, ["--noprofile", "--norc", "-c", "compgen -b -k"])
+            {
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            start.Environment.Clear();
+            using var process = Process.Start(start)!;
+            var words = process.StandardOutput.ReadToEndAsync();
+            _ = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(5000))
+            {
+                ProcessTree.Kill(process);
+                return false;
+            }
+            var listed = words.GetAwaiter().GetResult().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            return process.ExitCode == 0 && listed.Length > 0 && listed.All(SingleCommand.Knows);
+        }
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
+        {
+            return false;
+        }
+    });
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> KnownShells = new(StringComparer.Ordinal);
+
+    /// <summary>From this long on, a command run directly may have seen process ids wrap around: its leftovers are looked for everywhere.</summary>
+    private static readonly TimeSpan LongStep = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Whether a command may run without a subshell here: it then prints no pid line, and what it leaves running is
@@ -333,7 +378,7 @@ internal sealed class ShellHost : IAsyncDisposable
         {
             if (run.Group is { } group)
                 ProcessTree.KillGroup(group);
-            foreach (var child in ProcessTree.Children(_process.Id))
+            foreach (var child in ProcessTree.Children(_pid))
                 ProcessTree.KillGroup(child);
             await Task.WhenAny(run.Ended, _exited, Task.Delay(KillRetry)).ConfigureAwait(false);
         }
@@ -348,7 +393,7 @@ internal sealed class ShellHost : IAsyncDisposable
         if (run.Group is { } group)
             ProcessTree.KillGroup(group);
         else if (run.PidsBefore is { } before)
-            ProcessTree.KillSessionBornAfter(_process.Id, before);
+            ProcessTree.KillSessionBornAfter(_pid, before, Stopwatch.GetElapsedTime(run.Started) >= LongStep);
     }
 
     /// <summary>The shell no longer answers: kill the running step and the shell; the next step gets a new shell.</summary>
@@ -360,7 +405,7 @@ internal sealed class ShellHost : IAsyncDisposable
             KillLeftovers(run);
         try
         {
-            foreach (var child in ProcessTree.Children(_process.Id))
+            foreach (var child in ProcessTree.Children(_pid))
                 ProcessTree.KillGroup(child);
         }
         catch (InvalidOperationException)
@@ -559,6 +604,8 @@ internal sealed class ShellHost : IAsyncDisposable
             _output = output;
             PidsBefore = pidsBefore;
         }
+
+        public long Started { get; } = Stopwatch.GetTimestamp();
 
         /// <summary>The last process id handed out before a command run directly was sent; null for a subshell.</summary>
         public int? PidsBefore { get; }

@@ -13,13 +13,16 @@ namespace RunbookPortal.Engine.Execution.Steps;
 /// <item>One line of words and redirections separated by blanks; no quotes, escapes, globs, braces, comments,
 /// substitutions, operators (<c>; &amp; | ( )</c>) or here-documents.</item>
 /// <item>A word is made of <c>A–Z a–z 0–9 _ . / : = , + % @ ^ -</c> and of template references as the portal writes
-/// them (<c>"${RBP_…}"</c>): expanding a variable changes nothing.</item>
+/// them (<c>"${RBP_…}"</c>): expanding one changes nothing, and it has the value it would have in a subshell (unlike
+/// <c>$BASHPID</c> or <c>$RANDOM</c>).</item>
 /// <item>The first word names the command: none of those characters but letters, digits and <c>_ . / : , + @ ^ -</c>,
 /// no variable, and neither a bash builtin, a reserved word nor one of the shell's own names — a builtin such as
 /// <c>cd</c>, <c>export</c> or <c>exit</c> would run in the shell itself.</item>
-/// <item>Redirections: <c>&gt; &gt;&gt; &gt;| &lt; &amp;&gt; &amp;&gt;&gt;</c> with a word, optionally after one
-/// digit, and <c>n&gt;&amp;m n&lt;&amp;m n&gt;&amp;-</c>.</item>
+/// <item>Redirections: <c>&gt; &gt;&gt; &gt;| &lt;</c> with a word without <c>=</c>, optionally after one digit;
+/// <c>&amp;&gt; &amp;&gt;&gt;</c> with such a word; and <c>n&gt;&amp;m n&lt;&amp;m n&gt;&amp;-</c>.</item>
 /// </list>
+/// Functions are not known here: a shell whose environment can define some runs every script in a subshell
+/// (<see cref="ShellHost"/>).
 /// </summary>
 public static class SingleCommand
 {
@@ -43,6 +46,13 @@ public static class SingleCommand
 
     private static readonly string[] FileOperators = [">>", ">|", ">", "<", "&>>", "&>"];
 
+    /// <summary>Whether a builtin or reserved word of the shell is ruled out as a command name here.</summary>
+    public static bool Knows(string word)
+    {
+        ArgumentNullException.ThrowIfNull(word);
+        return ShellWords.Contains(word) || word.AsSpan().ContainsAnyExcept(CommandCharacters);
+    }
+
     /// <summary>Whether <paramref name="script"/> is one external command that may run without a subshell.</summary>
     public static bool IsExternalCommand(string script)
     {
@@ -60,7 +70,7 @@ public static class SingleCommand
                 continue;
             if (targetDue)
             {
-                if (!IsWord(token))
+                if (!IsTarget(token))
                     return false;
                 targetDue = false;
             }
@@ -68,7 +78,7 @@ public static class SingleCommand
             {
                 if (target.Length == 0)
                     targetDue = true;
-                else if (target is not "-" && !IsWord(target) && !IsDigit(target))
+                else if (target is not "-" && !IsTarget(target) && !IsDigit(target))
                     return false;
             }
             else if (command)
@@ -93,7 +103,8 @@ public static class SingleCommand
     /// </summary>
     private static string? Redirection(ReadOnlySpan<char> token)
     {
-        var rest = token.Length > 1 && IsDigit(token[..1]) ? token[1..] : token;
+        // A digit before &> is a word of its own to bash.
+        var rest = token.Length > 1 && IsDigit(token[..1]) && token[1] != '&' ? token[1..] : token;
         if (rest.StartsWith(">&") || rest.StartsWith("<&"))
         {
             var target = rest[2..];
@@ -107,7 +118,13 @@ public static class SingleCommand
         return null;
     }
 
-    /// <summary>Word characters and <c>"${NAME}"</c> references, nothing else.</summary>
+    /// <summary>
+    /// A redirection's file: a word without <c>=</c> (after another redirection, bash 5.2 takes <c>&amp;&gt;&gt;x=y</c>
+    /// for an assignment in the wrong place and fails to parse the command).
+    /// </summary>
+    private static bool IsTarget(ReadOnlySpan<char> word) => IsWord(word) && !word.Contains('=');
+
+    /// <summary>Word characters and <c>"${RBP_…}"</c> references, nothing else.</summary>
     private static bool IsWord(ReadOnlySpan<char> word)
     {
         if (word.IsEmpty)
@@ -130,20 +147,17 @@ public static class SingleCommand
         return true;
     }
 
-    /// <summary>The length of a leading <c>"${NAME}"</c>, or 0.</summary>
+    /// <summary>The length of a leading <c>"${RBP_NAME}"</c> (upper case, digits, <c>_</c>), or 0.</summary>
     private static int Reference(ReadOnlySpan<char> text)
     {
-        if (!text.StartsWith("\"${"))
+        if (!text.StartsWith("\"${RBP_"))
             return 0;
         var end = text.IndexOf("}\"");
-        if (end < 4)
+        if (end <= "\"${RBP_".Length)
             return 0;
-        var name = text[3..end];
-        if (!(char.IsAsciiLetter(name[0]) || name[0] == '_'))
-            return 0;
-        foreach (var c in name)
+        foreach (var c in text[3..end])
         {
-            if (!char.IsAsciiLetterOrDigit(c) && c != '_')
+            if (!char.IsAsciiLetterUpper(c) && !char.IsAsciiDigit(c) && c != '_')
                 return 0;
         }
         return end + 2;
