@@ -87,24 +87,10 @@ internal static class ProcessTree
                 }
                 return children;
             }
-            if (!Directory.Exists("/proc"))
-                return children;
-            foreach (var folder in Directory.EnumerateDirectories("/proc"))
+            foreach (var pid in ProcessIds())
             {
-                if (!int.TryParse(Path.GetFileName(folder), System.Globalization.CultureInfo.InvariantCulture, out var pid))
-                    continue;
-                try
-                {
-                    // "pid (comm) state ppid …": comm may hold spaces and parentheses, so read after the last ')'.
-                    var stat = File.ReadAllText(Path.Combine(folder, "stat"));
-                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                    if (fields.Length > 1 && fields[1] == parentId.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                        children.Add(pid);
-                }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-                {
-                    // The process ended while we looked.
-                }
+                if (Stat(pid) is { } stat && stat.Parent == parentId)
+                    children.Add(pid);
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -138,17 +124,26 @@ internal static class ProcessTree
                 KillIfInSession(pid, sessionId);
             return;
         }
+        foreach (var pid in ProcessIds())
+            KillIfInSession(pid, sessionId);
+    }
+
+    /// <summary>The ids of all processes (Linux: the numbered folders of /proc); none where /proc cannot be read.</summary>
+    private static IEnumerable<int> ProcessIds()
+    {
+        string[] folders;
         try
         {
-            foreach (var folder in Directory.EnumerateDirectories("/proc"))
-            {
-                if (int.TryParse(Path.GetFileName(folder), System.Globalization.CultureInfo.InvariantCulture, out var pid))
-                    KillIfInSession(pid, sessionId);
-            }
+            folders = Directory.Exists("/proc") ? Directory.GetDirectories("/proc") : [];
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // /proc is not readable here.
+            folders = []; // /proc is not readable here
+        }
+        foreach (var folder in folders)
+        {
+            if (int.TryParse(Path.GetFileName(folder), System.Globalization.CultureInfo.InvariantCulture, out var pid))
+                yield return pid;
         }
     }
 
@@ -159,8 +154,8 @@ internal static class ProcessTree
         _ = stat.Group != sessionId ? NativeKill(-stat.Group, SigKill) : NativeKill(pid, SigKill);
     }
 
-    /// <summary>The process group and session of <paramref name="pid"/>, from /proc; null when it has gone.</summary>
-    private static (int Group, int Session)? Stat(int pid)
+    /// <summary>The parent, process group and session of <paramref name="pid"/>, from /proc; null when it has gone.</summary>
+    private static (int Parent, int Group, int Session)? Stat(int pid)
     {
         Span<byte> buffer = stackalloc byte[512];
         var read = ReadFile($"/proc/{pid}/stat", buffer);
@@ -170,9 +165,10 @@ internal static class ProcessTree
         var text = System.Text.Encoding.UTF8.GetString(buffer[..read]);
         var fields = text[(text.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return fields.Length > 3
+            && int.TryParse(fields[1], System.Globalization.CultureInfo.InvariantCulture, out var parent)
             && int.TryParse(fields[2], System.Globalization.CultureInfo.InvariantCulture, out var group)
             && int.TryParse(fields[3], System.Globalization.CultureInfo.InvariantCulture, out var session)
-            ? (group, session)
+            ? (parent, group, session)
             : null;
     }
 

@@ -216,9 +216,7 @@ internal sealed class ShellHost : IAsyncDisposable
                     ? "the shell's output could not be read any more: " + reason
                     : "the shell of this execution exited during the step");
             }
-            // What the step left running in the background ends with it.
-            if (run.Group is { } group)
-                ProcessTree.KillGroup(group);
+            // What the step left running was killed by the reader when it saw the end (KillLeftovers).
             var code = run.Ended.Result;
             if (code != 0)
                 _directory = null; // the shell may not have changed to it: name it again next time
@@ -236,7 +234,8 @@ internal sealed class ShellHost : IAsyncDisposable
     /// What the shell evaluates for a step: the step's name as <c>$0</c>, then the subshell — <c>set -e</c>; its pid on
     /// stdout, in one write, as its first act; the step's own variables; the script — all on the line the
     /// <c>eval</c> stands on, so that the script's first line is line 1. A script that cannot be parsed fails the
-    /// whole command before anything of it runs.
+    /// whole command before anything of it runs. A command run <paramref name="direct"/>ly follows the closing of the
+    /// requests (<c>4&lt;&amp;-</c>, before any redirection of its own), without subshell or pid line.
     /// </summary>
     private static string StepCommand(ShellRequest request, string nonce, bool direct) => direct
         ? string.Concat("BASH_ARGV0=", ShellQuoting.Quote(request.Name), "; 4<&- ", request.Script.Trim())
