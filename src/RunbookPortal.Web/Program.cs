@@ -3,6 +3,7 @@ using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Features.Account;
 using RunbookPortal.Web.Features;
 using RunbookPortal.Web.Features.Admin;
+using RunbookPortal.Web.Features.Approvals;
 using RunbookPortal.Web.Features.Audit;
 using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Features.Runbooks;
@@ -26,7 +27,8 @@ try
         .MapAdminApi()
         .MapAuditApi()
         .MapRunbookApi()
-        .MapExecutionApi();
+        .MapExecutionApi()
+        .MapApprovalApi();
     app.MapPortalUi();
 
     await app.RunAsync();

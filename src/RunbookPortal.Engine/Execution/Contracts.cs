@@ -57,6 +57,9 @@ public interface IExecutionJournal
 /// <paramref name="StartAt"/> is 0 for a new run; a resume starts at the chosen step and brings the outputs and
 /// succeeded steps of the earlier run (<paramref name="PriorOutputs"/>, <paramref name="PriorSucceeded"/>,
 /// in the order they succeeded) so templates and rollback still see them.
+/// <paramref name="Input"/> is the decision on a <c>manual</c> step the run waited at: the host runs the plan again
+/// from that step (<paramref name="StartAt"/> is its index) with the decision, and the runner records the step's end
+/// and goes on. A decision applies only to the manual step it names; any other manual step the run reaches waits.
 /// </summary>
 public sealed record ExecutionPlan(
     Guid ExecutionId,
@@ -65,9 +68,38 @@ public sealed record ExecutionPlan(
     bool DryRun,
     int StartAt = 0,
     IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? PriorOutputs = null,
-    IReadOnlyList<string>? PriorSucceeded = null);
+    IReadOnlyList<string>? PriorSucceeded = null,
+    ManualInput? Input = null);
 
-/// <summary>How a run ended, as the runner saw it.</summary>
+/// <summary>What a person decided at a <c>manual</c> step.</summary>
+public enum ManualDecision
+{
+    /// <summary>The step succeeds and the run goes on.</summary>
+    Continue,
+    /// <summary>The step fails (the run goes on when the step is not required, else the succeeded steps are rolled back).</summary>
+    Abort,
+    /// <summary>No one decided within the step's <c>timeout</c>: the step fails as timed out, like an abort.</summary>
+    TimedOut,
+}
+
+/// <summary>
+/// The decision on the manual step <paramref name="StepId"/>, by <paramref name="By"/> (a person, or the host for
+/// <see cref="ManualDecision.TimedOut"/>), with an optional <paramref name="Comment"/> (masked before it is recorded).
+/// </summary>
+public sealed record ManualInput(string StepId, ManualDecision Decision, string By, string? Comment);
+
+/// <summary>
+/// What a step of a plan would do, as the dry run says it (<see cref="ExecutionRunner.Preview"/>).
+/// <paramref name="Text"/> is rendered with the plan's values and masked, e.g. <c>run ./deploy.sh 'web'</c>,
+/// <c>send GET https://…</c>, <c>wait 5m</c>, <c>wait for Operator to continue: …</c>.
+/// </summary>
+public sealed record StepPreview(string StepId, string Name, string Action, string Text);
+
+/// <summary>
+/// How a run ended, as the runner saw it. <see cref="ExecutionStatus.WaitingForInput"/> means it stopped at a manual step
+/// (the last event is <see cref="StepWaitingForInput"/>, no <see cref="ExecutionFinished"/> was recorded) until the host
+/// runs the plan again with the decision.
+/// </summary>
 public sealed record ExecutionOutcome(ExecutionStatus Status, string? FailedStepId, string? Reason, bool RolledBack);
 
 /// <summary>
@@ -108,8 +140,8 @@ public sealed class ExecutionControl : IDisposable
 }
 
 /// <summary>
-/// Runs one kind of step action. New actions (ssm, lambda, manual…) plug in by registering another executor;
-/// the runner does not change.
+/// Runs one kind of step action. New actions (ssm, lambda…) plug in by registering another executor;
+/// the runner does not change. <c>manual</c> steps need none: the runner suspends the run at them itself.
 /// </summary>
 public interface IStepExecutor
 {
@@ -128,8 +160,8 @@ public interface IStepExecutor
     /// The run (or rollback) of <paramref name="executionId"/> has ended: free what the executor keeps for it
     /// between steps (a shell step's long-lived shell). Called once per run, whether or not the executor ran a step.
     /// <paramref name="final"/>: the execution is over for good — it succeeded or was rolled back — so what is kept
-    /// for a resume (the execution's working folder) may go too; a failed, cancelled or interrupted run can still be
-    /// resumed and keeps it.
+    /// for a resume (the execution's working folder) may go too; a failed, cancelled or interrupted run, or one that waits
+    /// for input at a manual step, can still be resumed and keeps it.
     /// </summary>
     ValueTask ReleaseAsync(Guid executionId, bool final) => ValueTask.CompletedTask;
 }

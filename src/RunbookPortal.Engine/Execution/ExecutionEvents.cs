@@ -42,6 +42,18 @@ public sealed record StepRetrying(string StepId, int Attempt, int NextAttempt, T
     });
 }
 
+/// <summary>
+/// The run stopped at the <c>manual</c> step <paramref name="StepId"/> until a person holding <paramref name="Role"/>
+/// continues or aborts it; after <paramref name="TimeoutMs"/> (when given) without a decision it is aborted as timed out.
+/// <paramref name="Instructions"/> are rendered with the run's values and masked. The run's outcome is
+/// <see cref="ExecutionStatus.WaitingForInput"/> and no <see cref="ExecutionFinished"/> follows: the host runs the plan
+/// again from this step with the decision (<see cref="ExecutionPlan.Input"/>).
+/// </summary>
+public sealed record StepWaitingForInput(string StepId, string Instructions, string Role, long? TimeoutMs) : ExecutionEvent("step_waiting_for_input", StepId)
+{
+    public override JsonElement Data() => EventJson.Of(new { instructions = Instructions, role = Role, timeoutMs = TimeoutMs });
+}
+
 /// <summary>The step succeeded on <paramref name="Attempt"/> with these captured outputs.</summary>
 public sealed record StepSucceeded(string StepId, int Attempt, IReadOnlyDictionary<string, string> Outputs, long DurationMs) : ExecutionEvent("step_succeeded", StepId)
 {

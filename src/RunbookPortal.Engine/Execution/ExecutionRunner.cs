@@ -17,7 +17,11 @@ namespace RunbookPortal.Engine.Execution;
 /// <item>Cancel (<see cref="ExecutionControl.Cancel"/>) kills the running step, rolls back when asked, and ends
 /// Cancelled. <see cref="ExecutionControl.RequestStop"/> lets the running step finish and starts no other;
 /// the shutdown token kills the running step. Both end the run Interrupted, without rollback, at the step to resume.</item>
-/// <item>A dry run records what each step would do and runs nothing.</item>
+/// <item>A <c>manual</c> step suspends the run: the runner records that it waits for input and returns
+/// <see cref="ExecutionStatus.WaitingForInput"/> (no thread waits, no shell is held). The host runs the plan again from
+/// that step with the decision (<see cref="ExecutionPlan.Input"/>): continue makes it a succeeded step, abort and
+/// time-out a failed one, with the consequences any step's end has.</item>
+/// <item>A dry run records what each step would do (<see cref="Preview"/>) and runs nothing.</item>
 /// <item>Every secret parameter value is masked in everything recorded.</item>
 /// </list>
 /// One runner serves many executions at once; the state of a run lives in the run, not here.
@@ -37,6 +41,8 @@ public sealed class ExecutionRunner
         _executors = new Dictionary<string, IStepExecutor>(StringComparer.Ordinal);
         foreach (var executor in executors)
         {
+            if (executor.Action == StepActions.Manual)
+                throw new ArgumentException("the runner handles manual steps itself; do not register a step executor for the action 'manual'", nameof(executors));
             if (!_executors.TryAdd(executor.Action, executor))
                 throw new ArgumentException($"two step executors are registered for the action '{executor.Action}'", nameof(executors));
         }
@@ -58,7 +64,8 @@ public sealed class ExecutionRunner
         }
         finally
         {
-            // Over for good when it succeeded or was rolled back; a failed, cancelled or interrupted run may be resumed.
+            // Over for good when it succeeded or was rolled back; a failed, cancelled or interrupted run may be resumed,
+            // and one waiting for input at a manual step will be: its shell goes now, its working folder stays.
             await ReleaseAsync(plan.ExecutionId, outcome is { Status: ExecutionStatus.Succeeded } or { RolledBack: true }).ConfigureAwait(false);
         }
     }
@@ -80,7 +87,18 @@ public sealed class ExecutionRunner
             if (control.StopToken.IsCancellationRequested || shutdown.IsCancellationRequested)
                 return await run.FinishAsync(ExecutionStatus.Interrupted, step.Id, $"the node stopped before step '{step.Id}' started", false).ConfigureAwait(false);
 
-            var result = await RunStepAsync(run, step, rollback: false, control, shutdown).ConfigureAwait(false);
+            StepRun result;
+            if (step.Action == StepActions.Manual)
+            {
+                // Suspended: the run ends here for now, without ExecutionFinished; the host resumes it with the decision.
+                if (await ManualStepAsync(run, step).ConfigureAwait(false) is not { } decided)
+                    return new ExecutionOutcome(ExecutionStatus.WaitingForInput, null, null, false);
+                result = decided;
+            }
+            else
+            {
+                result = await RunStepAsync(run, step, rollback: false, control, shutdown).ConfigureAwait(false);
+            }
             switch (result.Ending)
             {
                 case Ending.Succeeded:
@@ -143,35 +161,95 @@ public sealed class ExecutionRunner
 
     private async Task<ExecutionOutcome> DryRunAsync(Run run)
     {
-        var steps = run.Plan.Runbook.Steps;
-        for (var index = Math.Max(0, run.Plan.StartAt); index < steps.Count; index++)
-            await run.RecordAsync(new StepSkipped(steps[index].Id, run.Mask("dry run: would " + Describe(steps[index], run.Values)))).ConfigureAwait(false);
+        foreach (var preview in Preview(run.Plan))
+            await run.RecordAsync(new StepSkipped(preview.StepId, run.Mask("dry run: would " + preview.Text))).ConfigureAwait(false);
         return await run.FinishAsync(ExecutionStatus.Succeeded, null, "dry run: nothing was run", false).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// What each step of <paramref name="plan"/> (from <see cref="ExecutionPlan.StartAt"/>) would do — the dry run's words,
+    /// rendered with the plan's values (an output no step has produced yet shows as <c>&lt;steps.…&gt;</c>) and masked.
+    /// Runs nothing and records nothing.
+    /// </summary>
+    public IReadOnlyList<StepPreview> Preview(ExecutionPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var masker = SecretMasker.For(plan);
+        var values = new StepTemplateValues(plan.Parameters, plan.PriorOutputs ?? new Dictionary<string, IReadOnlyDictionary<string, string>>());
+        var steps = plan.Runbook.Steps;
+        var previews = new List<StepPreview>(steps.Count);
+        for (var index = Math.Max(0, plan.StartAt); index < steps.Count; index++)
+        {
+            var step = steps[index];
+            previews.Add(new StepPreview(step.Id, step.Name, step.Action, masker.Apply(Describe(step, values))));
+        }
+        return previews.AsReadOnly();
+    }
+
+    /// <summary>What a step would do, in words (unmasked: the caller masks).</summary>
     private string Describe(StepDefinition step, StepTemplateValues values)
     {
-        string Value(TemplateReference reference)
-        {
-            try
-            {
-                return values.Resolve(reference);
-            }
-            catch (StepTemplateException)
-            {
-                return $"<{reference.Expression}>"; // an output of a step that has not run
-            }
-        }
-        string Render(string text) => TemplateReferences.Replace(text, Value);
-
         var what = step.Details switch
         {
-            ShellAction shell => "run " + ShellQuoting.RenderForDisplay(shell.Run, Value),
-            HttpAction http => $"send {http.Method} {Render(http.Url)}",
+            ShellAction shell => "run " + ShellQuoting.RenderForDisplay(shell.Run, reference => ValueForPeople(reference, values)),
+            HttpAction http => $"send {http.Method} {RenderForPeople(http.Url, values)}",
             WaitAction wait => $"wait {DurationParser.Format(wait.Duration)}",
+            ManualAction manual => $"wait for {manual.Role} to continue: {RenderForPeople(manual.Instructions, values)}",
             _ => $"run the {step.Action} action",
         };
-        return _executors.ContainsKey(step.Action) ? what : $"{what} ({NoExecutor(step.Action)})";
+        return step.Details is ManualAction || _executors.ContainsKey(step.Action) ? what : $"{what} ({NoExecutor(step.Action)})";
+    }
+
+    /// <summary>A template's value in a text shown to people; an output of a step that has not run shows as <c>&lt;expression&gt;</c>.</summary>
+    private static string ValueForPeople(TemplateReference reference, StepTemplateValues values)
+    {
+        try
+        {
+            return values.Resolve(reference);
+        }
+        catch (StepTemplateException)
+        {
+            return $"<{reference.Expression}>";
+        }
+    }
+
+    /// <summary>Renders a text shown to people (never run): templates as raw text, see <see cref="ValueForPeople"/>. Unmasked.</summary>
+    private static string RenderForPeople(string text, StepTemplateValues values) =>
+        TemplateReferences.Replace(text, reference => ValueForPeople(reference, values));
+
+    /// <summary>
+    /// A manual step of the run. With the decision on it in the plan it records the step's end — StepSucceeded on
+    /// continue, StepFailed on abort or time-out — and answers how it ended, for the caller to go on as after any step.
+    /// Without one it records StepStarted and StepWaitingForInput and answers <c>null</c>: the run is suspended.
+    /// </summary>
+    private static async Task<StepRun?> ManualStepAsync(Run run, StepDefinition step)
+    {
+        var manual = step.Manual ?? throw new InvalidOperationException($"the manual step '{step.Id}' has no {nameof(ManualAction)} details");
+        if (run.Plan.Input is not { } input || input.StepId != step.Id)
+        {
+            await run.RecordAsync(new StepStarted(step.Id, 1)).ConfigureAwait(false);
+            var timeoutMs = step.Timeout is { } timeout ? (long)Math.Round(timeout.TotalMilliseconds) : (long?)null;
+            var instructions = run.Mask(RenderForPeople(manual.Instructions, run.Values));
+            await run.RecordAsync(new StepWaitingForInput(step.Id, instructions, manual.Role, timeoutMs)).ConfigureAwait(false);
+            return null;
+        }
+
+        if (input.Decision == ManualDecision.Continue)
+        {
+            var none = new Dictionary<string, string>(StringComparer.Ordinal).AsReadOnly();
+            await run.RecordAsync(new StepSucceeded(step.Id, 1, none, DurationMs: 0)).ConfigureAwait(false);
+            return new StepRun(Ending.Succeeded, "", none);
+        }
+
+        var (reason, timedOut) = input.Decision switch
+        {
+            ManualDecision.Abort => ($"aborted by {input.By}" + (string.IsNullOrWhiteSpace(input.Comment) ? "" : $": {input.Comment}"), false),
+            ManualDecision.TimedOut => (step.Timeout is { } limit ? $"no one continued it within {DurationParser.Format(limit)}" : "no one continued it in time", true),
+            _ => throw new InvalidOperationException($"the plan's input for step '{step.Id}' holds {input.Decision}, which is not a decision on a manual step"),
+        };
+        var masked = run.Mask(reason);
+        await run.RecordAsync(new StepFailed(step.Id, 1, masked, timedOut, ExitCode: null)).ConfigureAwait(false);
+        return new StepRun(Ending.Failed, masked) { TimedOut = timedOut };
     }
 
     private static string NoExecutor(string action) => $"no executor for action '{action}' is configured on this node";
@@ -312,6 +390,8 @@ public sealed class ExecutionRunner
 
     private async Task<StepRun> RunAttemptAsync(Run run, StepDefinition step, int attempt, ExecutionControl? control, CancellationToken shutdown)
     {
+        if (step.Action == StepActions.Manual) // only a rollback gets here, and the validator refuses a manual rollback
+            return new StepRun(Ending.Failed, "a rollback cannot be a manual step: a rollback runs unattended") { Final = true };
         if (!_executors.TryGetValue(step.Action, out var executor))
             return new StepRun(Ending.Failed, NoExecutor(step.Action)) { Final = true };
 

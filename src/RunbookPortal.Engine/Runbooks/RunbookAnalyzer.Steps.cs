@@ -17,7 +17,7 @@ internal sealed partial class RunbookAnalyzer
         [StepActions.Ssm] = ["document", "targets", "parameters"],
         [StepActions.SsmAutomation] = ["document", "parameters"],
         [StepActions.Lambda] = ["function", "payload"],
-        [StepActions.Manual] = ["instructions"],
+        [StepActions.Manual] = ["instructions", "role"],
         [StepActions.Wait] = ["duration"],
     };
 
@@ -56,7 +56,7 @@ internal sealed partial class RunbookAnalyzer
     /// <summary>Keys of a step whose values are never templated (ids, numbers, durations, regular expressions).</summary>
     private static readonly HashSet<string> UntemplatedStepKeys = new(StringComparer.Ordinal)
     {
-        "id", "action", "outputs", "rollback", "retry", "timeout", "required", "method", "expect_status", "duration", "validate",
+        "id", "action", "outputs", "rollback", "retry", "timeout", "required", "method", "expect_status", "duration", "validate", "role",
     };
 
     [GeneratedRegex(@"^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*$", RegexOptions.CultureInvariant)]
@@ -199,6 +199,12 @@ internal sealed partial class RunbookAnalyzer
             d.Error(m["action"]!, m.PathOf("action"),
                 $"`action` must be one of {string.Join(", ", StepActions.All)}, got {Describe(m["action"]!)}{Suggestions.DidYouMean(actionText, StepActions.All, ActionAliases)}");
         }
+        if (isRollback && action == StepActions.Manual)
+        {
+            // A rollback runs after a failure, with no one asked: the run cannot wait for a person there.
+            d.Error(m["action"]!, m.PathOf("action"),
+                $"a rollback cannot be a manual step: a rollback runs unattended; undo the step with one of {string.Join(", ", StepActions.All.Where(a => a != StepActions.Manual))}, or leave `rollback` out");
+        }
 
         var timeout = Duration(m, "timeout", allowZero: false);
         var retry = Retry(m);
@@ -214,8 +220,7 @@ internal sealed partial class RunbookAnalyzer
             StepActions.Ssm => Ssm(m, noun),
             StepActions.SsmAutomation => SsmAutomation(m, noun),
             StepActions.Lambda => Lambda(m, noun),
-            StepActions.Manual => new ManualAction(Text(m, "instructions", required: true,
-                $"a `manual` {noun} needs `instructions`: what the operator should do before continuing") ?? ""),
+            StepActions.Manual => Manual(m, noun),
             StepActions.Wait => new WaitAction(Duration(m, "duration", allowZero: false, required: true,
                 $"a `wait` {noun} needs `duration`, such as `duration: 5m`") ?? TimeSpan.Zero),
             _ => (StepAction?)null,
@@ -237,7 +242,7 @@ internal sealed partial class RunbookAnalyzer
         if (m["rollback"] is { } rollbackNode && !isRollback)
             rollback = Step(rollbackNode, m.PathOf("rollback").ToString(), index, (id, name));
 
-        if (details is null || action is null)
+        if (details is null || action is null || (isRollback && action == StepActions.Manual))
             return null;
         return new StepDefinition(id, name, description, action, details, timeout, retry, validate, required, rollback, outputs);
     }
@@ -402,6 +407,19 @@ internal sealed partial class RunbookAnalyzer
         var document = Text(m, "document", required: true, $"an `ssm_automation` {noun} needs `document`: the Automation document to start, such as `AWS-RestartEC2Instance`") ?? "";
         var parameters = ListMap(m, "parameters", "`parameters`", " of document parameter names to values, such as `{ InstanceId: i-0abc }`");
         return new SsmAutomationAction(document, parameters);
+    }
+
+    private ManualAction Manual(MapView m, string noun)
+    {
+        var instructions = Text(m, "instructions", required: true,
+            $"a `manual` {noun} needs `instructions`: what the operator should do before continuing") ?? "";
+        var role = Text(m, "role", required: false) ?? ManualAction.DefaultRole;
+        if (m["role"] is YScalar { IsNull: false } roleNode && !Roles.Contains(role, StringComparer.Ordinal))
+        {
+            d.Error(roleNode, m.PathOf("role"),
+                $"`role` must be one of the portal's roles ({string.Join(", ", Roles)}), got {Describe(roleNode)}{Suggestions.DidYouMean(role, Roles)}");
+        }
+        return new ManualAction(instructions, role);
     }
 
     private LambdaAction Lambda(MapView m, string noun)

@@ -151,8 +151,17 @@ public sealed record SsmAutomationAction(
 /// <param name="Payload">The payload as JSON (from the YAML value), or <c>null</c> for none.</param>
 public sealed record LambdaAction(string Function, JsonElement? Payload) : StepAction;
 
-/// <summary>Waits for a person to continue or abort.</summary>
-public sealed record ManualAction(string Instructions) : StepAction;
+/// <summary>
+/// Waits for a person to continue or abort: the run is suspended (no thread waits, no shell is held) and the host
+/// runs the plan again from this step once someone decided (<see cref="Execution.ManualInput"/>). The step's
+/// <c>timeout</c> is how long it waits for a decision before it is aborted (timed out).
+/// </summary>
+/// <param name="Instructions">What the person should do before deciding; may hold templates (rendered as raw text).</param>
+/// <param name="Role">The portal role a person must hold to continue or abort (default <see cref="DefaultRole"/>).</param>
+public sealed record ManualAction(string Instructions, string Role) : StepAction
+{
+    public const string DefaultRole = "Operator";
+}
 
 /// <summary>Pauses the run.</summary>
 public sealed record WaitAction(TimeSpan Duration) : StepAction;

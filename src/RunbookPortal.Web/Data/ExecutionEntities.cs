@@ -47,6 +47,19 @@ public sealed class Execution
     public string? LeaseOwner { get; set; }
     public DateTime? LeaseExpiresAt { get; set; }
 
+    /// <summary>The approval this run waits for or passed; null when it needed none. The worker claims a gated run only once it is Approved.</summary>
+    public Guid? ApprovalRequestId { get; set; }
+
+    /// <summary>A manual step waiting for a person: who may decide (a role) and until when.</summary>
+    public string? InputRole { get; set; }
+    public DateTime? InputDeadline { get; set; }
+
+    /// <summary>The decision taken on the manual step <see cref="InputStepId"/> (continue, abort, timedout), for the run that carries on.</summary>
+    public string? InputStepId { get; set; }
+    public string? InputDecision { get; set; }
+    public string? InputBy { get; set; }
+    public string? InputComment { get; set; }
+
     public bool CancelRequested { get; set; }
     public bool CancelRollback { get; set; }
     public string? CancelRequestedBy { get; set; }

@@ -23,6 +23,8 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
     public DbSet<ExecutionStepRecord> ExecutionSteps => Set<ExecutionStepRecord>();
     public DbSet<ExecutionEventRecord> ExecutionEvents => Set<ExecutionEventRecord>();
     public DbSet<RunbookVersionTransition> RunbookVersionTransitions => Set<RunbookVersionTransition>();
+    public DbSet<ApprovalRequest> ApprovalRequests => Set<ApprovalRequest>();
+    public DbSet<ApprovalDecision> ApprovalDecisions => Set<ApprovalDecision>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {
@@ -111,6 +113,12 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             e.Property(x => x.CurrentStepId).HasMaxLength(100);
             e.Property(x => x.FailedStepId).HasMaxLength(100);
             e.Property(x => x.LastSeq).IsConcurrencyToken();
+            e.Property(x => x.InputRole).HasMaxLength(40);
+            e.Property(x => x.InputStepId).HasMaxLength(100);
+            e.Property(x => x.InputDecision).HasMaxLength(20);
+            e.Property(x => x.InputBy).HasMaxLength(256);
+            e.Property(x => x.InputComment).HasMaxLength(2000);
+            e.HasIndex(x => new { x.Status, x.InputDeadline });
             e.HasIndex(x => new { x.Status, x.RequestedAt });
             e.HasIndex(x => new { x.ConcurrencyKey, x.Status });
             e.HasIndex(x => x.RunbookName);
@@ -135,6 +143,32 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             ev.HasIndex(x => new { x.ExecutionId, x.Seq }).IsUnique();
             ev.Property(x => x.Kind).HasMaxLength(60);
             ev.Property(x => x.StepId).HasMaxLength(100);
+        });
+
+        builder.Entity<ApprovalRequest>(a =>
+        {
+            a.ToTable("ApprovalRequests");
+            a.HasKey(x => x.Id);
+            a.HasIndex(x => x.ExecutionId).IsUnique();
+            a.HasIndex(x => new { x.Status, x.ExpiresAt });
+            a.HasIndex(x => x.RequestedBy);
+            a.Property(x => x.RunbookName).HasMaxLength(63);
+            a.Property(x => x.RequestedBy).HasMaxLength(256);
+            a.Property(x => x.RequestComment).HasMaxLength(2000);
+            a.Property(x => x.ApproverRole).HasMaxLength(40);
+            a.Property(x => x.ParametersHash).HasMaxLength(64);
+            a.Property(x => x.Status).HasConversion<string>().HasMaxLength(20);
+            a.Property(x => x.Revision).IsConcurrencyToken();
+            a.HasMany(x => x.Decisions).WithOne().HasForeignKey(d => d.ApprovalRequestId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        builder.Entity<ApprovalDecision>(d =>
+        {
+            d.ToTable("ApprovalDecisions");
+            d.HasKey(x => x.Id);
+            d.HasIndex(x => new { x.ApprovalRequestId, x.By }).IsUnique();
+            d.Property(x => x.By).HasMaxLength(256);
+            d.Property(x => x.Comment).HasMaxLength(2000);
         });
 
         builder.Entity<RunbookVersionTransition>(t =>

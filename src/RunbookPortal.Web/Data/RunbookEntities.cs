@@ -65,6 +65,9 @@ public sealed class RunbookVersion
     public required string Yaml { get; set; }
     public RunbookVersionStatus Status { get; set; }
     public required string Author { get; set; }
+
+    /// <summary>Everyone who saved a revision of this version, as "|a@x|b@y|" (lower case); none of them may approve it.</summary>
+    public string Contributors { get; set; } = "|";
     public DateTime CreatedAt { get; set; }
     public DateTime UpdatedAt { get; set; }
     public string? ReviewedBy { get; set; }

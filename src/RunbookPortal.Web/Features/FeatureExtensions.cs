@@ -1,4 +1,5 @@
 using RunbookPortal.Web.Features.Admin;
+using RunbookPortal.Web.Features.Approvals;
 using RunbookPortal.Web.Features.Audit;
 using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Features.Runbooks;
@@ -20,6 +21,7 @@ public static class FeatureExtensions
         services.AddHostedService(sp => sp.GetRequiredService<RunbookArchiver>());
 
         builder.AddExecutionEngine();
+        services.AddScoped<ApprovalService>();
         return builder;
     }
 

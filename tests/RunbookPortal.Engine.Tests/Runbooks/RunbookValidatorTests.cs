@@ -60,8 +60,10 @@ public sealed class RunbookValidatorTests
         Assert.Equal("""[1,"two",{"three":3}]""", lambda.Payload!.Value.GetRawText());
         Assert.Equal("\"raw text payload\"", definition.Steps[4].Rollback!.Lambda!.Payload!.Value.GetRawText());
 
-        Assert.Equal("Look at the dashboard.", definition.Steps[5].Manual!.Instructions);
+        Assert.Equal(new ManualAction("Look at the dashboard.", "Approver"), definition.Steps[5].Manual);
+        Assert.Equal(TimeSpan.FromMinutes(30), definition.Steps[5].Timeout);
         Assert.False(definition.Steps[5].Required);
+        Assert.Equal("./undo-by-hand.sh", definition.Steps[5].Rollback!.Shell!.Run);
 
         Assert.Equal(new TimeSpan(1, 30, 0), definition.Steps[6].Wait!.Duration);
         var waitRollback = definition.Steps[6].Rollback!;
@@ -110,6 +112,63 @@ public sealed class RunbookValidatorTests
         Assert.Equal(new Dictionary<string, string> { ["region"] = "us-east-1", ["replicas"] = "3", ["destructive"] = "true" }, definition.Approval!.When);
         Assert.Equal(TimeSpan.FromHours(36), definition.Approval.ExpiresAfter);
         Assert.Equal(("Admin", 3), (definition.Approval.ApproverRole, definition.Approval.RequiredApprovals));
+    }
+
+    [Fact]
+    public void ManualStep_WithoutRole_IsForOperators()
+    {
+        var definition = ValidDefinition(Header + "steps:\n  - { id: a, action: manual, instructions: Look. }\n");
+
+        Assert.Equal(new ManualAction("Look.", ManualAction.DefaultRole), definition.Steps[0].Manual);
+        Assert.Equal("Operator", ManualAction.DefaultRole);
+        Assert.Null(definition.Steps[0].Timeout);
+    }
+
+    [Theory]
+    [InlineData("Admin")]
+    [InlineData("Author")]
+    [InlineData("Operator")]
+    [InlineData("Approver")]
+    [InlineData("Auditor")]
+    public void ManualStep_Role_IsAnyOfThePortalsRoles(string role)
+    {
+        var definition = ValidDefinition(Header + $"steps:\n  - {{ id: a, action: manual, instructions: Look., role: {role}, timeout: 30m }}\n");
+
+        Assert.Equal(role, definition.Steps[0].Manual!.Role);
+        Assert.Equal(TimeSpan.FromMinutes(30), definition.Steps[0].Timeout);
+    }
+
+    [Theory]
+    [InlineData("approver", "; did you mean `Approver`?")]
+    [InlineData("Oprator", "; did you mean `Operator`?")]
+    [InlineData("OnCall", "")]
+    public void ManualStep_UnknownRole_IsRefused_WithDidYouMean(string role, string hint)
+    {
+        var result = RunbookValidator.Validate(Header + $"steps:\n  - {{ id: a, action: manual, instructions: Look., role: {role} }}\n");
+
+        Assert.False(result.IsValid);
+        var diagnostic = Assert.Single(result.Diagnostics);
+        Assert.Equal(("steps[0].role", 6, 57), (diagnostic.Path, diagnostic.Line, diagnostic.Column));
+        Assert.Equal($"`role` must be one of the portal's roles (Admin, Author, Operator, Approver, Auditor), got '{role}'{hint}", diagnostic.Message);
+    }
+
+    [Fact]
+    public void ManualStep_AsARollback_IsRefused()
+    {
+        var result = RunbookValidator.Validate(Header + "steps:\n  - { id: a, action: shell, run: ./x.sh, rollback: { action: manual, instructions: Undo by hand. } }\n");
+
+        Assert.False(result.IsValid);
+        var diagnostic = Assert.Single(result.Diagnostics);
+        Assert.Equal("steps[0].rollback.action", diagnostic.Path);
+        Assert.StartsWith("a rollback cannot be a manual step: a rollback runs unattended", diagnostic.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ManualStep_MayHaveARollback()
+    {
+        var definition = ValidDefinition(Header + "steps:\n  - { id: a, action: manual, instructions: Look., rollback: { action: shell, run: ./undo.sh } }\n");
+
+        Assert.Equal("./undo.sh", definition.Steps[0].Rollback!.Shell!.Run);
     }
 
     [Fact]

@@ -86,6 +86,9 @@ public sealed class SchemaSnippetTests
     [InlineData("{ id: a, action: shell, run: x, validate: {} }")]
     [InlineData("{ id: a, action: shell, run: x, outputs: { bad-name: x } }")]
     [InlineData("{ id: a, action: shell, run: '' }")]
+    [InlineData("{ id: a, action: manual, instructions: look, role: Operators }")]
+    [InlineData("{ id: a, action: wait, duration: 1s, role: Operator }")]
+    [InlineData("{ id: a, action: shell, run: x, rollback: { action: manual, instructions: undo } }")]
     public void Schema_RefusesStructurallyWrongSteps(string step)
     {
         Assert.True(RunbookValidator.Validate(WithStep(step)).Errors.Any(), "the validator refuses it as well");
@@ -95,7 +98,8 @@ public sealed class SchemaSnippetTests
     [Theory]
     [InlineData("{ id: a, action: wait, duration: 1s }")]
     [InlineData("{ id: a, action: http, url: 'https://example.com', expect_status: [200, 204], body: { any: [thing, 1, true] } }")]
-    [InlineData("{ id: a, action: shell, run: x, env: { A: 1, B: true, C: text }, rollback: { action: manual, instructions: undo } }")]
+    [InlineData("{ id: a, action: shell, run: x, env: { A: 1, B: true, C: text }, rollback: { action: wait, duration: 1s } }")]
+    [InlineData("{ id: a, action: manual, instructions: look, role: Approver, timeout: 30m, required: false, rollback: { action: shell, run: ./undo.sh } }")]
     [InlineData("{ id: a, action: lambda, function: f, payload: 42 }")]
     public void Schema_AcceptsWhatTheValidatorAccepts(string step)
     {

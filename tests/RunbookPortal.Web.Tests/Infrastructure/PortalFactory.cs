@@ -10,7 +10,8 @@ using Microsoft.Extensions.Logging;
 namespace RunbookPortal.Web.Tests.Infrastructure;
 
 /// <summary>The real portal in-process on a real database, with the bootstrap admin and its API token.</summary>
-public sealed class PortalFactory(TestDatabase database, IDictionary<string, string?>? extraSettings = null) : WebApplicationFactory<Program>
+/// <param name="time">The portal's clock (a FakeTimeProvider for tests of timers); the system clock by default.</param>
+public sealed class PortalFactory(TestDatabase database, IDictionary<string, string?>? extraSettings = null, TimeProvider? time = null) : WebApplicationFactory<Program>
 {
     public const string AdminEmail = "admin@portal.test";
     public const string AdminPassword = "correct horse battery staple";
@@ -39,6 +40,8 @@ public sealed class PortalFactory(TestDatabase database, IDictionary<string, str
         foreach (var (k, v) in settings)
             builder.UseSetting(k, v);
 
+        if (time is not null)
+            builder.ConfigureServices(s => s.AddSingleton(time));
         builder.ConfigureLogging(l => l.AddProvider(new CollectingLoggerProvider(Logs)).SetMinimumLevel(LogLevel.Debug));
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 using Microsoft.AspNetCore.Authorization;
 
 namespace RunbookPortal.Web.Features.Account;
@@ -43,4 +44,29 @@ public static class Policies
         // Everything not marked otherwise needs a signed-in user.
         options.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
     }
+}
+
+/// <summary>The roles a person holds now, read from the store (not from a cookie that may be hours old).</summary>
+public static class RoleLookup
+{
+    public static async Task<HashSet<string>> RolesOfAsync(this RunbookPortal.Web.Data.PortalDbContext db, string email, CancellationToken ct = default)
+    {
+        var normalized = email.ToUpperInvariant();
+        var roles = await (from u in db.Users
+                           where u.NormalizedEmail == normalized && !u.IsDisabled
+                           join ur in db.UserRoles on u.Id equals ur.UserId
+                           join r in db.Roles on ur.RoleId equals r.Id
+                           select r.Name!).ToListAsync(ct);
+        return new HashSet<string>(roles, StringComparer.Ordinal);
+    }
+
+    /// <summary>The e-mails of the enabled users holding <paramref name="role"/>.</summary>
+    public static Task<List<string>> HoldersOfAsync(this RunbookPortal.Web.Data.PortalDbContext db, string role, CancellationToken ct = default) =>
+        (from r in db.Roles
+         where r.Name == role
+         join ur in db.UserRoles on r.Id equals ur.RoleId
+         join u in db.Users on ur.UserId equals u.Id
+         where !u.IsDisabled
+         orderby u.Email
+         select u.Email!).ToListAsync(ct);
 }

@@ -6,7 +6,8 @@ using RunbookPortal.Web.Infrastructure;
 namespace RunbookPortal.Web.Features.Executions;
 
 public sealed record CancelRequest(bool Rollback = false);
-public sealed record ResumeRequest(string? FromStep);
+public sealed record ResumeRequest(string? FromStep, bool Force = false);
+public sealed record StepInputRequest(string? Comment);
 
 public static class ExecutionEndpoints
 {
@@ -44,8 +45,17 @@ public static class ExecutionEndpoints
             .RequireAuthorization(Policies.Operator).WithSummary("Cancels: kills the running step; { rollback: true } rolls back the succeeded steps.");
 
         executions.MapPost("/{id:guid}/resume", async (Guid id, ResumeRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
-                await Answer(await svc.ResumeAsync(me.ActorName(), id, body?.FromStep, ct), id, svc, ct))
-            .RequireAuthorization(Policies.Operator).WithSummary("Resumes a failed, interrupted or cancelled run from a step (default: the failed one).");
+                await Answer(await svc.ResumeAsync(me.ActorName(), id, body?.FromStep, ct, body?.Force ?? false, me.IsInRole(Roles.Admin)), id, svc, ct))
+            .RequireAuthorization(Policies.Operator)
+            .WithSummary("Resumes a failed, interrupted or cancelled run that passed its approval, from a step (default: the failed one); { force: true } lets an Admin resume a Deprecated or Archived version.");
+
+        executions.MapPost("/{id:guid}/steps/{stepId}/continue", async (Guid id, string stepId, StepInputRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
+                await Answer(await svc.DecideStepAsync(me.ActorName(), id, stepId, ManualDecision.Continue, body?.Comment, ct), id, svc, ct))
+            .WithSummary("Continues the manual step that waits { comment? } (the step's role, default Operator, or an Admin).");
+
+        executions.MapPost("/{id:guid}/steps/{stepId}/abort", async (Guid id, string stepId, StepInputRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
+                await Answer(await svc.DecideStepAsync(me.ActorName(), id, stepId, ManualDecision.Abort, body?.Comment, ct), id, svc, ct))
+            .WithSummary("Aborts the manual step that waits { comment? }: a required step's abort rolls back the succeeded steps and the run fails.");
 
         executions.MapPost("/{id:guid}/rollback", async (Guid id, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
                 await Answer(await svc.RollbackAsync(me.ActorName(), id, ct), id, svc, ct))

@@ -136,12 +136,62 @@ public static class ExecutionLedger
                     step.Status = StepStatus.Failed;
                 break;
             case "execution_cancelled":
+                StopWaiting(e, Text(data, "reason"));
                 e.Status = ExecutionStatus.Cancelled;
                 e.Reason = Text(data, "reason");
                 e.FinishedAt = now;
                 break;
+            case "execution_rollback_requested":
+                StopWaiting(e, $"cancelled by {Text(data, "by")} while it waited for input");
+                break;
+            // Approvals.
+            case "execution_approved":
+                break; // the execution_queued that follows queues it
+            case "execution_rejected":
+                e.Status = ExecutionStatus.Rejected;
+                e.Reason = Text(data, "reason");
+                e.FinishedAt = now;
+                break;
+            case "execution_expired":
+                e.Status = ExecutionStatus.Expired;
+                e.Reason = Text(data, "reason");
+                e.FinishedAt = now;
+                break;
+            // Manual steps: the run is suspended (no node holds it) until a person decides or the step times out.
+            case "step_waiting_for_input":
+                e.Status = ExecutionStatus.WaitingForInput;
+                e.CurrentStepId = stepId;
+                e.StartAt = step?.Index ?? e.StartAt;
+                e.InputRole = Text(data, "role");
+                e.InputDeadline = Long(data, "timeoutMs") is { } ms ? now.AddMilliseconds(ms) : null;
+                e.InputStepId = e.InputDecision = e.InputBy = e.InputComment = null;
+                break;
+            case "step_input_received":
+                e.InputStepId = stepId;
+                e.InputDecision = Text(data, "decision");
+                e.InputBy = Text(data, "by");
+                e.InputComment = Text(data, "comment");
+                e.InputDeadline = null;
+                break;
         }
     }
+
+    /// <summary>A run cancelled while a manual step waited: that step did not complete.</summary>
+    private static void StopWaiting(Execution e, string? reason)
+    {
+        if (e.Status != ExecutionStatus.WaitingForInput)
+            return;
+        if (e.Steps.FirstOrDefault(s => s.StepId == e.CurrentStepId) is { Status: StepStatus.Running } waiting)
+        {
+            waiting.Status = StepStatus.Failed;
+            waiting.Error = reason;
+        }
+        e.FailedStepId = e.CurrentStepId;
+        e.InputDeadline = null;
+    }
+
+    private static long? Long(JsonElement data, string name) =>
+        data.ValueKind == JsonValueKind.Object && data.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
 
     private static string? Text(JsonElement data, string name) =>
         data.ValueKind == JsonValueKind.Object && data.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null

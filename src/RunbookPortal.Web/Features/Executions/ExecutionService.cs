@@ -1,15 +1,18 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
+using RunbookPortal.Engine.Approvals;
 using RunbookPortal.Engine.Execution;
 using RunbookPortal.Engine.Runbooks;
 using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Account;
+using RunbookPortal.Web.Features.Approvals;
 using RunbookPortal.Web.Features.Audit;
 using RunbookPortal.Web.Infrastructure;
 
 namespace RunbookPortal.Web.Features.Executions;
 
-public sealed record StartExecutionRequest(Dictionary<string, JsonElement>? Parameters, bool DryRun = false, int? Version = null);
+public sealed record StartExecutionRequest(Dictionary<string, JsonElement>? Parameters, bool DryRun = false, int? Version = null, string? Comment = null);
 
 public sealed record StepView(string Id, string Name, string Action, StepStatus Status, int Attempts, DateTime? StartedAt, DateTime? FinishedAt, string? Error, bool HasRollback);
 
@@ -92,17 +95,36 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         }));
         db.Executions.Add(execution);
 
-        var needsApproval = !request.DryRun && definition.Approval is { } approval && approval.When.All(w => values.TryGetValue(w.Key, out var v) && v == w.Value);
-        var first = needsApproval
-            ? ExecutionLedger.Append(db, execution, new HostEvent("execution_awaiting_approval", null, new { requiredApprovals = definition.Approval!.RequiredApprovals, approverRole = definition.Approval.ApproverRole }), now)
-            : ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, dryRun = request.DryRun, version = version.Version }), now);
-        if (needsApproval)
+        var comment = string.IsNullOrWhiteSpace(request.Comment) ? null : request.Comment.Trim();
+        if (comment is { Length: > ApprovalService.MaxComment })
+            return new(OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters."), null, null);
+        var policy = ApprovalGate.For(definition, values, request.DryRun);
+        ExecutionEventRecord first;
+        if (policy is not null)
+        {
+            var approval = ApprovalService.Open(db, execution, policy, comment, now);
             execution.Status = ExecutionStatus.AwaitingApproval;
+            first = ExecutionLedger.Append(db, execution, new HostEvent("execution_awaiting_approval", null, new
+            {
+                by = actor,
+                approvalId = approval.Id,
+                requiredApprovals = policy.RequiredApprovals,
+                approverRole = policy.ApproverRole,
+                when = policy.When,
+                expiresAt = approval.ExpiresAt,
+                policy = ApprovalGate.Describe(policy),
+            }), now);
+        }
+        else
+        {
+            first = ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, dryRun = request.DryRun, version = version.Version }), now);
+        }
         await db.SaveChangesAsync(ct);
         notifier.Publish(first);
-        if (!needsApproval)
+        if (policy is null)
             notifier.WorkQueued();
-        await audit.WriteAsync(actor, "execution.started", $"{runbook.Name} v{version.Version}", new { executionId = execution.Id, dryRun = request.DryRun, parameters = shown }, ct);
+        await audit.WriteAsync(actor, "execution.started", $"{runbook.Name} v{version.Version}",
+            new { executionId = execution.Id, dryRun = request.DryRun, parameters = shown, awaitingApproval = policy is not null, comment }, ct);
         return new(OperationResult.Ok, execution.Id, execution.Status);
     }
 
@@ -156,14 +178,17 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     /// Loads the execution, applies <paramref name="change"/> (which validates the state and appends its events),
     /// saves; when the worker appended an event meanwhile (seq taken), reloads and tries again.
     /// </summary>
-    private async Task<OperationResult> MutateAsync(Guid id, Func<Execution, DateTime, OperationResult> change, CancellationToken ct)
+    private Task<OperationResult> MutateAsync(Guid id, Func<Execution, DateTime, OperationResult> change, CancellationToken ct) =>
+        MutateAsync(id, (e, now) => Task.FromResult(change(e, now)), ct);
+
+    private async Task<OperationResult> MutateAsync(Guid id, Func<Execution, DateTime, Task<OperationResult>> change, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
             var execution = await db.Executions.Include(e => e.Steps).FirstOrDefaultAsync(e => e.Id == id, ct);
             if (execution is null)
                 return OperationResult.NotFound("There is no such execution.");
-            var result = change(execution, time.GetUtcNow().UtcDateTime);
+            var result = await change(execution, time.GetUtcNow().UtcDateTime);
             if (!result.Succeeded)
                 return result;
             var added = db.ChangeTracker.Entries<ExecutionEventRecord>().Where(e => e.State == EntityState.Added).Select(e => e.Entity).ToList();
@@ -182,6 +207,30 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         }
     }
 
+    /// <summary>The approval of a gated execution (tracked), or null when it has none.</summary>
+    private Task<ApprovalRequest?> ApprovalOfAsync(Execution execution, CancellationToken ct) =>
+        execution.ApprovalRequestId is { } approvalId
+            ? db.ApprovalRequests.FirstOrDefaultAsync(a => a.Id == approvalId, ct)
+            : Task.FromResult<ApprovalRequest?>(null);
+
+    /// <summary>Resume and rollback run steps again: only for a run that passed its approval, unchanged.</summary>
+    private async Task<OperationResult> GateAsync(Execution execution, CancellationToken ct)
+    {
+        if (ApprovalService.Passed(execution, await ApprovalOfAsync(execution, ct)))
+            return OperationResult.Ok;
+        return OperationResult.Conflict("This run was never approved, so none of its steps can run. Start a new run to ask for approval again.");
+    }
+
+    /// <summary>The reason a run's version may not run again, unless an Admin forces it; null when it may.</summary>
+    private async Task<OperationResult> VersionRunnableAsync(Execution execution, bool force, bool isAdmin, CancellationToken ct)
+    {
+        var status = await db.RunbookVersions.Where(v => v.Id == execution.RunbookVersionId).Select(v => (RunbookVersionStatus?)v.Status).FirstOrDefaultAsync(ct);
+        if (status is RunbookVersionStatus.Deprecated or RunbookVersionStatus.Archived && !(force && isAdmin))
+            return OperationResult.Conflict($"Version {execution.Version} of {execution.RunbookName} is {status}; it may no longer run. Start the active version instead"
+                                            + (isAdmin ? ", or resume with force." : ", or ask an Admin to force it."));
+        return OperationResult.Ok;
+    }
+
     /// <summary>The validator's fragment ("is above the maximum 10") as a sentence about the parameter.</summary>
     internal static string Describe(ParameterDefinition p, string problem) =>
         $"{p.Name} {problem}" + (p.Type == ParameterType.Secret || problem.EndsWith('.') ? "" : ".");
@@ -189,16 +238,38 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     public async Task<OperationResult> CancelAsync(string actor, Guid id, bool rollback, CancellationToken ct = default)
     {
         var wasRunning = false;
+        var queued = false;
         var target = "";
-        var result = await MutateAsync(id, (execution, now) =>
+        var result = await MutateAsync(id, async (execution, now) =>
         {
             target = $"{execution.RunbookName} v{execution.Version}";
             switch (execution.Status)
             {
-                case ExecutionStatus.Queued or ExecutionStatus.AwaitingApproval or ExecutionStatus.Interrupted:
+                case ExecutionStatus.AwaitingApproval:
+                    // Final: the approval is closed with it, so this run can never be resumed or rolled back.
+                    if (await ApprovalOfAsync(execution, ct) is { Status: ApprovalStatus.Pending } approval)
+                        ApprovalService.CloseCancelled(approval, now);
+                    ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} while it waited for approval; it will not run." }), now);
+                    return OperationResult.Ok;
+                case ExecutionStatus.Queued or ExecutionStatus.Interrupted:
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} before it ran." }), now);
                     return OperationResult.Ok;
-                case ExecutionStatus.Running or ExecutionStatus.WaitingForInput:
+                case ExecutionStatus.WaitingForInput:
+                    // Suspended: no node holds it, so the cancel is recorded here (and a rollback queued).
+                    if (!rollback)
+                    {
+                        ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", execution.CurrentStepId,
+                            new { by = actor, reason = $"cancelled by {actor} while step '{execution.CurrentStepId}' waited for input" }), now);
+                        return OperationResult.Ok;
+                    }
+                    execution.Mode = ExecutionMode.Rollback;
+                    ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", execution.CurrentStepId, new { by = actor, cancelled = true }), now);
+                    ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
+                    queued = true;
+                    return OperationResult.Ok;
+                case ExecutionStatus.Running or ExecutionStatus.RollingBack:
+                    if (execution.Status == ExecutionStatus.RollingBack)
+                        return OperationResult.Conflict("The execution is rolling back; let the rollback finish.");
                     wasRunning = true;
                     if (execution.CancelRequested)
                         return execution.CancelRollback == rollback
@@ -217,22 +288,34 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             return result;
         if (wasRunning)
             running.Cancel(id, actor, rollback);
+        if (queued)
+            notifier.WorkQueued();
         await audit.WriteAsync(actor, "execution.cancelled", target, new { executionId = id, rollback }, ct);
         return result;
     }
 
-    /// <summary>Queues a failed, interrupted or cancelled execution again, from the chosen step (default: the failed one).</summary>
-    public async Task<OperationResult> ResumeAsync(string actor, Guid id, string? fromStep, CancellationToken ct = default)
+    /// <summary>
+    /// Queues a failed, interrupted or cancelled execution again, from the chosen step (default: the failed one) —
+    /// only if it passed its approval and its version may still run (<paramref name="force"/>: an Admin runs a
+    /// Deprecated or Archived version anyway, audited).
+    /// </summary>
+    public async Task<OperationResult> ResumeAsync(string actor, Guid id, string? fromStep, CancellationToken ct = default, bool force = false, bool isAdmin = false)
     {
         string? resumedFrom = null;
         var target = "";
-        var result = await MutateAsync(id, (execution, now) =>
+        var forced = false;
+        var result = await MutateAsync(id, async (execution, now) =>
         {
             target = $"{execution.RunbookName} v{execution.Version}";
             if (execution.Status is not (ExecutionStatus.Failed or ExecutionStatus.Interrupted or ExecutionStatus.Cancelled))
                 return OperationResult.Conflict($"The execution is {execution.Status}; only a failed, interrupted or cancelled execution can be resumed.");
             if (execution.RolledBack)
                 return OperationResult.Conflict("The execution was rolled back; start a new one instead.");
+            if (await GateAsync(execution, ct) is { Succeeded: false } gate)
+                return gate;
+            if (await VersionRunnableAsync(execution, force, isAdmin, ct) is { Succeeded: false } refused)
+                return refused;
+            forced = force && isAdmin;
             var stepId = fromStep ?? execution.FailedStepId ?? execution.Steps.OrderBy(s => s.Index).FirstOrDefault(s => s.Status != StepStatus.Succeeded)?.StepId;
             var step = execution.Steps.FirstOrDefault(s => s.StepId == stepId);
             if (step is null)
@@ -254,7 +337,9 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             execution.CancelRequested = false;
             execution.FailedStepId = null;
             execution.Reason = null;
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_resumed", step.StepId, new { by = actor, fromStep = step.StepId }), now);
+            // A manual step from here on asks again: a decision taken for the earlier run does not carry over.
+            execution.InputStepId = execution.InputDecision = execution.InputBy = execution.InputComment = null;
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_resumed", step.StepId, new { by = actor, fromStep = step.StepId, forced }), now);
             ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, resume = true }), now);
             resumedFrom = step.StepId;
             return OperationResult.Ok;
@@ -262,19 +347,21 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         if (!result.Succeeded)
             return result;
         notifier.WorkQueued();
-        await audit.WriteAsync(actor, "execution.resumed", target, new { executionId = id, fromStep = resumedFrom }, ct);
+        await audit.WriteAsync(actor, forced ? "execution.resumed-forced" : "execution.resumed", target, new { executionId = id, fromStep = resumedFrom, forced }, ct);
         return result;
     }
 
-    /// <summary>Queues the rollback of a failed, interrupted or cancelled execution's succeeded steps.</summary>
+    /// <summary>Queues the rollback of a failed, interrupted or cancelled execution's succeeded steps (only of a run that passed its approval).</summary>
     public async Task<OperationResult> RollbackAsync(string actor, Guid id, CancellationToken ct = default)
     {
         var target = "";
-        var result = await MutateAsync(id, (execution, now) =>
+        var result = await MutateAsync(id, async (execution, now) =>
         {
             target = $"{execution.RunbookName} v{execution.Version}";
             if (execution.Status is not (ExecutionStatus.Failed or ExecutionStatus.Interrupted or ExecutionStatus.Cancelled) || execution.RolledBack)
                 return OperationResult.Conflict($"The execution is {execution.Status}{(execution.RolledBack ? " and already rolled back" : "")}; only a failed, interrupted or cancelled run that was not rolled back can be.");
+            if (await GateAsync(execution, ct) is { Succeeded: false } gate)
+                return gate;
             execution.Mode = ExecutionMode.Rollback;
             execution.CancelRequested = false;
             ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", null, new { by = actor }), now);
@@ -287,6 +374,47 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         await audit.WriteAsync(actor, "execution.rollback-requested", target, new { executionId = id }, ct);
         return result;
     }
+
+    /// <summary>
+    /// A person's decision on a manual step that waits: continue, or abort (a required step's abort rolls back like any
+    /// failure). Only holders of the step's role (default Operator) or an Admin decide; the run is queued with the
+    /// decision and a node carries it on.
+    /// </summary>
+    public async Task<OperationResult> DecideStepAsync(string actor, Guid id, string stepId, ManualDecision decision, string? comment, CancellationToken ct = default)
+    {
+        comment = string.IsNullOrWhiteSpace(comment) ? null : comment.Trim();
+        if (comment is { Length: > ApprovalService.MaxComment })
+            return OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters.");
+        var roles = await db.RolesOfAsync(actor, ct);
+        var target = "";
+        var result = await MutateAsync(id, (execution, now) =>
+        {
+            target = $"{execution.RunbookName} v{execution.Version}";
+            if (execution.Steps.All(s => s.StepId != stepId))
+                return OperationResult.NotFound($"There is no step '{stepId}' in this execution.");
+            if (execution.Status != ExecutionStatus.WaitingForInput || execution.CurrentStepId != stepId || execution.InputDecision is not null)
+                return OperationResult.Conflict($"Step '{stepId}' is not waiting for input (the execution is {execution.Status}).");
+            var role = execution.InputRole ?? Roles.Operator;
+            if (!roles.Contains(role) && !roles.Contains(Roles.Admin))
+                return OperationResult.Forbidden($"Only people with the {role} role (or an Admin) can continue or abort step '{stepId}'.");
+            var word = decision == ManualDecision.Continue ? "continue" : "abort";
+            ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", stepId, new { decision = word, by = actor, comment }), now);
+            execution.Mode = ExecutionMode.Run;
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, input = word }), now);
+            return OperationResult.Ok;
+        }, ct);
+        if (!result.Succeeded)
+            return result;
+        notifier.WorkQueued();
+        await audit.WriteAsync(actor, decision == ManualDecision.Continue ? "execution.step-continued" : "execution.step-aborted", target, new { executionId = id, stepId, comment }, ct);
+        return result;
+    }
+
+    /// <summary>The decision a carried-on run takes to the manual step it stopped at ("continue", "abort", "timedout").</summary>
+    internal static ManualInput? InputOf(Execution execution) =>
+        execution is { InputStepId: { } step, InputDecision: { } word }
+            ? new ManualInput(step, word switch { "continue" => ManualDecision.Continue, "timedout" => ManualDecision.TimedOut, _ => ManualDecision.Abort }, execution.InputBy ?? "", execution.InputComment)
+            : null;
 
     public async Task<(List<ExecutionSummary> Items, int Total)> ListAsync(ExecutionQuery q, CancellationToken ct = default)
     {

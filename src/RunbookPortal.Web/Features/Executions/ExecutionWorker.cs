@@ -7,6 +7,8 @@ using Microsoft.Extensions.Options;
 using RunbookPortal.Engine.Execution;
 using RunbookPortal.Engine.Runbooks;
 using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Approvals;
+using RunbookPortal.Web.Features.Audit;
 
 namespace RunbookPortal.Web.Features.Executions;
 
@@ -143,9 +145,10 @@ public sealed class ExecutionWorker(
     /// <summary>The most queued runs one claiming pass looks at.</summary>
     internal const int ClaimWindow = 200;
 
-    /// <summary>One claiming pass: expire dead leases, then claim what fits. Public for tests and benchmarks.</summary>
+    /// <summary>One claiming pass: end what timed out, expire dead leases, then claim what fits. Public for tests and benchmarks.</summary>
     public async Task<int> ClaimAndStartAsync(CancellationToken ct)
     {
+        await SweepTimersAsync(ct);
         var free = options.Value.MaxConcurrentExecutions - _tasks.Count; // every run still in flight, a resumed one and the end of its last run alike
         List<(Guid Id, string Lease, ExecutionEventRecord Event)> claimed;
         List<ExecutionEventRecord> interrupted;
@@ -179,11 +182,14 @@ public sealed class ExecutionWorker(
                         ? db.Executions.FromSqlRaw($"""
                             SELECT q.* FROM "Executions" q
                             WHERE q."Status" = 'Queued'
+                              AND (q."ApprovalRequestId" IS NULL OR EXISTS (SELECT 1 FROM "ApprovalRequests" a
+                                   WHERE a."Id" = q."ApprovalRequestId" AND a."Status" = 'Approved'))
                               AND (q."ConcurrencyKey" IS NULL OR (SELECT COUNT(*) FROM "Executions" r
                                    WHERE r."ConcurrencyKey" = q."ConcurrencyKey" AND r."Status" IN ('Running', 'RollingBack', 'WaitingForInput')) < q."ConcurrencyLimit")
                             ORDER BY q."QueuedAt" LIMIT {ClaimWindow} FOR UPDATE OF q SKIP LOCKED
                             """)
                         : db.Executions.Where(e => e.Status == ExecutionStatus.Queued
+                                && (e.ApprovalRequestId == null || db.ApprovalRequests.Any(a => a.Id == e.ApprovalRequestId && a.Status == ApprovalStatus.Approved))
                                 && (e.ConcurrencyKey == null || db.Executions.Count(r => r.ConcurrencyKey == e.ConcurrencyKey
                                     && (r.Status == ExecutionStatus.Running || r.Status == ExecutionStatus.RollingBack || r.Status == ExecutionStatus.WaitingForInput)) < e.ConcurrencyLimit))
                             .OrderBy(e => e.QueuedAt).Take(ClaimWindow);
@@ -243,6 +249,67 @@ public sealed class ExecutionWorker(
         return claimed.Count;
     }
 
+    /// <summary>
+    /// The portal's timers, kept in the database so they survive restarts and work across nodes: approval requests
+    /// past their expiry end Expired (and their runs with them); manual steps past their timeout are aborted. Each
+    /// change is conditional (concurrency tokens), so when two nodes sweep at once, one does it and the other's
+    /// save is refused and forgotten.
+    /// </summary>
+    private async Task SweepTimersAsync(CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var audit = scope.ServiceProvider.GetRequiredService<AuditLog>();
+        var now = time.GetUtcNow().UtcDateTime;
+
+        var due = await db.ApprovalRequests.Include(a => a.Decisions)
+            .Where(a => a.Status == ApprovalStatus.Pending && a.ExpiresAt != null && a.ExpiresAt <= now).OrderBy(a => a.ExpiresAt).Take(100).ToListAsync(ct);
+        foreach (var request in due)
+        {
+            var execution = await db.Executions.FirstOrDefaultAsync(e => e.Id == request.ExecutionId, ct);
+            var record = ApprovalService.ExpireInto(db, request, execution, now);
+            if (!await TrySaveAsync(db, ct))
+                return; // what was read is forgotten; the next pass reads it again
+            if (record is not null)
+                notifier.Publish(record);
+            await audit.WriteAsync("portal", "execution.approval-expired", $"{request.RunbookName} v{request.Version}",
+                new { approvalId = request.Id, executionId = request.ExecutionId, approvals = request.Decisions.Count(d => d.Approved), requiredApprovals = request.RequiredApprovals }, ct);
+        }
+
+        var waiting = await db.Executions.Include(e => e.Steps)
+            .Where(e => e.Status == ExecutionStatus.WaitingForInput && e.InputDeadline != null && e.InputDeadline <= now && e.InputDecision == null)
+            .Take(100).ToListAsync(ct);
+        foreach (var execution in waiting)
+        {
+            var records = new[]
+            {
+                ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", execution.CurrentStepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now),
+                ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = "portal", input = "timedout" }), now),
+            };
+            if (!await TrySaveAsync(db, ct))
+                return;
+            foreach (var record in records)
+                notifier.Publish(record);
+            notifier.WorkQueued();
+        }
+    }
+
+    /// <summary>Saves one timer's change; one that lost to another writer is forgotten (the next pass looks again).</summary>
+    private async Task<bool> TrySaveAsync(PortalDbContext db, CancellationToken ct)
+    {
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            return true;
+        }
+        catch (DbUpdateException ex)
+        {
+            logger.LogDebug(ex, "A timer's change lost to another writer; the next pass looks again.");
+            db.ChangeTracker.Clear();
+            return false;
+        }
+    }
+
     private async Task RunClaimedAsync(Guid id, string lease, ExecutionControl control)
     {
         using var heartbeatStop = new CancellationTokenSource();
@@ -255,6 +322,10 @@ public sealed class ExecutionWorker(
             var services = scope.ServiceProvider;
             var db = services.GetRequiredService<PortalDbContext>();
             var execution = await db.Executions.AsNoTracking().Include(e => e.Steps).FirstAsync(e => e.Id == id);
+            // The claim checked the gate; this checks again that what was approved is exactly what runs.
+            var approval = execution.ApprovalRequestId is { } approvalId ? await db.ApprovalRequests.AsNoTracking().FirstOrDefaultAsync(a => a.Id == approvalId) : null;
+            if (!ApprovalService.Passed(execution, approval))
+                throw new InvalidOperationException("its approval does not match this run (another version or other parameter values); nothing of it ran");
             var version = await db.RunbookVersions.AsNoTracking().FirstAsync(v => v.Id == execution.RunbookVersionId);
             var definition = RunbookValidator.Validate(version.Yaml).Definition
                 ?? throw new InvalidOperationException($"Version {execution.Version} of {execution.RunbookName} no longer validates.");
@@ -270,7 +341,8 @@ public sealed class ExecutionWorker(
             var plan = new ExecutionPlan(id, definition, parameters, execution.DryRun, execution.StartAt,
                 succeeded.Where(s => s.OutputsJson != null).ToDictionary(s => s.StepId,
                     s => (IReadOnlyDictionary<string, string>)(JsonSerializer.Deserialize<Dictionary<string, string>>(s.OutputsJson!) ?? [])),
-                succeeded.Select(s => s.StepId).ToList());
+                succeeded.Select(s => s.StepId).ToList(),
+                ExecutionService.InputOf(execution));
 
             await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, lease);
             var runner = services.GetRequiredService<ExecutionRunner>();

@@ -192,6 +192,7 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
             latest.Yaml = yaml;
             latest.UpdatedAt = now;
             latest.Author = actor;
+            latest.Contributors = WithContributor(latest.Contributors, actor);
             target = latest;
         }
         else if (latest.Status == RunbookVersionStatus.InReview)
@@ -231,8 +232,8 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
             case LifecycleAction.Approve when from == RunbookVersionStatus.InReview:
                 if (!canReview)
                     return OperationResult.Forbidden("Only an Author or an Admin can approve a runbook version.");
-                if (string.Equals(target.Author, actor, StringComparison.OrdinalIgnoreCase))
-                    return OperationResult.Forbidden($"You wrote version {version}; another Author or Admin must review and approve it.");
+                if (string.Equals(target.Author, actor, StringComparison.OrdinalIgnoreCase) || IsContributor(target.Contributors, actor))
+                    return OperationResult.Forbidden($"You saved a revision of version {version}; another Author or Admin, who saved none of it, must review and approve it.");
                 to = RunbookVersionStatus.Active;
                 break;
             case LifecycleAction.Reject when from == RunbookVersionStatus.InReview:
@@ -297,9 +298,17 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
         Yaml = yaml,
         Status = RunbookVersionStatus.Draft,
         Author = actor,
+        Contributors = WithContributor("|", actor),
         CreatedAt = now,
         UpdatedAt = now,
     };
+
+    /// <summary>Everyone who saved a revision of a version, as "|a|b|", lower case.</summary>
+    internal static string WithContributor(string contributors, string actor) =>
+        IsContributor(contributors, actor) ? contributors : (string.IsNullOrEmpty(contributors) ? "|" : contributors) + actor.ToLowerInvariant() + "|";
+
+    internal static bool IsContributor(string contributors, string actor) =>
+        contributors.Contains("|" + actor.ToLowerInvariant() + "|", StringComparison.Ordinal);
 
     /// <summary>Refreshes the catalog copy: the Active version's facts, or without one the latest version's.</summary>
     /// <param name="saved">The version just saved with its parsed definition, so it is not parsed twice.</param>

@@ -1,0 +1,338 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.Time.Testing;
+using RunbookPortal.Web.Tests.Infrastructure;
+
+namespace RunbookPortal.Web.Tests.Integration;
+
+/// <summary>
+/// The approval gate through the REST API, with the real worker and real bash steps, on both stores: quorum,
+/// rejection, expiry, the requester and every other role refused, no way around it, concurrent approvers.
+/// Each gated runbook's step touches a marker file, so "nothing ran" is proven on disk.
+/// </summary>
+public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
+{
+    private PortalFactory Portal => fixture.Portal;
+    private HttpClient Admin => Portal.AdminClient();
+    private readonly string _markers = Directory.CreateTempSubdirectory("rbp-gate-").FullName;
+
+    public void Dispose()
+    {
+        Directory.Delete(_markers, recursive: true);
+        GC.SuppressFinalize(this);
+    }
+
+    private static string Name(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..28];
+
+    /// <summary>A runbook that needs <paramref name="approvals"/> approvals for production; its step writes a marker file named after the run's tag.</summary>
+    internal static string GatedYaml(string name, string markers, int approvals = 2, string? expires = null, string role = "Approver") => $$$"""
+        apiVersion: runbooks/v1
+        name: {{{name}}}
+        title: Gated deploy
+        type: deployment
+        prerequisites: [Build is green]
+        parameters:
+          environment: { type: string, required: true, allowed: [staging, production] }
+          tag: { type: string, required: true, pattern: '^[a-z0-9]+$' }
+        approval:
+          required_approvals: {{{approvals}}}
+          approver_role: {{{role}}}
+          when: { environment: production }
+        {{{(expires is null ? "" : $"  expires_after: {expires}")}}}
+        steps:
+          - id: deploy
+            name: Deploy
+            action: shell
+            run: touch {{{markers}}}/{{ tag }}
+            rollback:
+              action: shell
+              run: touch {{{markers}}}/{{ tag }}.undone
+          - id: verify
+            name: Verify
+            action: shell
+            run: "true"
+        """;
+
+    private async Task<(string Name, HttpClient Operator, string OperatorEmail)> GatedAsync(int approvals = 2, string? expires = null)
+    {
+        var name = Name("gate");
+        await ExecutionApiTests.PublishAsync(Portal, GatedYaml(name, _markers, approvals, expires), name);
+        var (op, email, _) = await Portal.CreateUserAsync("operator", "Operator");
+        return (name, op, email);
+    }
+
+    private async Task<Guid> ApprovalIdAsync(Guid executionId)
+    {
+        var pending = await Admin.GetFromJsonAsync<JsonElement>("/api/approvals?status=all");
+        return pending.EnumerateArray().Single(a => a.GetProperty("executionId").GetGuid() == executionId).GetProperty("id").GetGuid();
+    }
+
+    private static Task<HttpResponseMessage> ApproveAsync(HttpClient client, Guid approvalId, string? comment = null) =>
+        client.PostAsJsonAsync($"/api/approvals/{approvalId}/approve", new { comment });
+
+    private static Task<HttpResponseMessage> RejectAsync(HttpClient client, Guid approvalId, string? comment) =>
+        client.PostAsJsonAsync($"/api/approvals/{approvalId}/reject", new { comment });
+
+    private static async Task<string> StatusAsync(HttpClient client, Guid id) =>
+        (await client.GetFromJsonAsync<JsonElement>($"/api/executions/{id}")).GetProperty("status").GetString()!;
+
+    [Fact]
+    public async Task QuorumOfTwo_OneApprovalKeepsItWaiting_TheSecondQueuesIt_AndItRuns()
+    {
+        var (name, op, opEmail) = await GatedAsync();
+        var (first, firstEmail, _) = await Portal.CreateUserAsync("approver", "Approver");
+        var (second, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "quorum" });
+        Assert.Equal("AwaitingApproval", await StatusAsync(op, id));
+        var approvalId = await ApprovalIdAsync(id);
+
+        var listed = (await first.GetFromJsonAsync<JsonElement>("/api/approvals?status=pending")).EnumerateArray().Single(a => a.GetProperty("id").GetGuid() == approvalId);
+        Assert.Equal(name, listed.GetProperty("runbook").GetString());
+        Assert.Equal(1, listed.GetProperty("version").GetInt32());
+        Assert.Equal(opEmail, listed.GetProperty("requestedBy").GetString());
+        Assert.Equal(2, listed.GetProperty("requiredApprovals").GetInt32());
+        Assert.Equal("Pending", listed.GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, listed.GetProperty("expiresAt").ValueKind);
+
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(first, approvalId, "looks right")).StatusCode);
+        // The same person again counts once.
+        var again = await ApproveAsync(first, approvalId);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        var afterOne = await again.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("Pending", afterOne.GetProperty("status").GetString());
+        var approval = Assert.Single(afterOne.GetProperty("approvals").EnumerateArray());
+        Assert.Equal(firstEmail, approval.GetProperty("by").GetString());
+        Assert.Equal("looks right", approval.GetProperty("comment").GetString());
+        Assert.Equal("AwaitingApproval", await StatusAsync(op, id));
+        Assert.False(File.Exists(Path.Combine(_markers, "quorum")));
+
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(second, approvalId)).StatusCode);
+        var done = await ExecutionApiTests.WaitForEndAsync(op, id);
+        Assert.Equal("Succeeded", done.GetProperty("status").GetString());
+        Assert.True(File.Exists(Path.Combine(_markers, "quorum")));
+        var decided = await first.GetFromJsonAsync<JsonElement>($"/api/approvals/{approvalId}");
+        Assert.Equal("Approved", decided.GetProperty("request").GetProperty("status").GetString());
+
+        var kinds = (await ExecutionApiTests.EventsAsync(op, id)).Select(e => e.GetProperty("kind").GetString()).ToList();
+        Assert.Equal(["execution_awaiting_approval", "execution_approval_recorded", "execution_approved", "execution_queued", "execution_claimed"], kinds.Take(5));
+
+        var audit = await Admin.GetFromJsonAsync<JsonElement>("/api/audit?action=execution.approved");
+        Assert.True(audit.GetRawText().Split(approvalId.ToString()).Length - 1 >= 2, "each approval is audited");
+    }
+
+    [Fact]
+    public async Task Staging_NeedsNoApproval_AndADryRunOfProductionNeitherRunsNorWaits()
+    {
+        var (name, op, _) = await GatedAsync();
+        var staging = await ExecutionApiTests.StartAsync(op, name, new { environment = "staging", tag = "staging" });
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, staging)).GetProperty("status").GetString());
+        var dry = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "dry" }, dryRun: true);
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, dry)).GetProperty("status").GetString());
+        Assert.False(File.Exists(Path.Combine(_markers, "dry")));
+    }
+
+    [Fact]
+    public async Task ARejection_EndsItRejected_NeedsAComment_AndNothingRuns()
+    {
+        var (name, op, _) = await GatedAsync();
+        var (approver, approverEmail, _) = await Portal.CreateUserAsync("approver", "Approver");
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "rejected" });
+        var approvalId = await ApprovalIdAsync(id);
+
+        var bare = await RejectAsync(approver, approvalId, "  ");
+        Assert.Equal(HttpStatusCode.BadRequest, bare.StatusCode);
+        Assert.Contains("comment is required", await bare.Content.ReadAsStringAsync());
+
+        Assert.Equal(HttpStatusCode.OK, (await RejectAsync(approver, approvalId, "wrong tag <script>alert(1)</script>")).StatusCode);
+        var done = await ExecutionApiTests.WaitForEndAsync(op, id);
+        Assert.Equal("Rejected", done.GetProperty("status").GetString());
+        Assert.Contains(approverEmail, done.GetProperty("reason").GetString());
+        var request = (await approver.GetFromJsonAsync<JsonElement>($"/api/approvals/{approvalId}")).GetProperty("request");
+        Assert.Equal("Rejected", request.GetProperty("status").GetString());
+        Assert.Equal("wrong tag <script>alert(1)</script>", request.GetProperty("rejection").GetProperty("comment").GetString());
+
+        // Decided is decided: a late approval and any way of running it are refused.
+        var (late, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        Assert.Equal(HttpStatusCode.Conflict, (await ApproveAsync(late, approvalId)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/rollback", new { })).StatusCode);
+        Assert.False(File.Exists(Path.Combine(_markers, "rejected")));
+        var rejected = await approver.GetFromJsonAsync<JsonElement>("/api/approvals?status=rejected");
+        Assert.Contains(rejected.EnumerateArray(), a => a.GetProperty("id").GetGuid() == approvalId);
+    }
+
+    [Fact]
+    public async Task TheRequester_AndEveryoneWithoutTheApproverRole_AreRefused403_ThroughTheirTokens()
+    {
+        var (name, op, _) = await GatedAsync(approvals: 1);
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "roles" });
+        var approvalId = await ApprovalIdAsync(id);
+
+        var own = await ApproveAsync(op, approvalId);
+        Assert.Equal(HttpStatusCode.Forbidden, own.StatusCode);
+        Assert.Contains("You requested this run", await own.Content.ReadAsStringAsync());
+
+        // An approver who requested a run cannot approve it either.
+        var (approverRequester, _, _) = await Portal.CreateUserAsync("self", "Approver", "Operator");
+        var selfId = await ExecutionApiTests.StartAsync(approverRequester, name, new { environment = "production", tag = "self" });
+        var self = await ApproveAsync(approverRequester, await ApprovalIdAsync(selfId));
+        Assert.Equal(HttpStatusCode.Forbidden, self.StatusCode);
+        Assert.Contains("You requested this run", await self.Content.ReadAsStringAsync());
+
+        var others = new List<HttpClient> { Admin }; // an Admin counts only with the approver role (README)
+        foreach (var role in new[] { "Operator", "Author", "Auditor" })
+            others.Add((await Portal.CreateUserAsync(role.ToLowerInvariant(), role)).Client);
+        others.Add((await Portal.CreateUserAsync("nobody")).Client);
+        foreach (var client in others)
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, (await ApproveAsync(client, approvalId)).StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, (await RejectAsync(client, approvalId, "no")).StatusCode);
+        }
+        Assert.Equal("AwaitingApproval", await StatusAsync(op, id));
+        Assert.False(File.Exists(Path.Combine(_markers, "roles")));
+
+        // An Admin who also holds the role does count.
+        var (adminApprover, _, _) = await Portal.CreateUserAsync("admin-approver", "Admin", "Approver");
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(adminApprover, approvalId)).StatusCode);
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, id)).GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, (await ApproveAsync(adminApprover, Guid.NewGuid())).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Admin.GetAsync("/api/approvals?status=maybe")).StatusCode);
+    }
+
+    [Fact]
+    public async Task TheBypassIsClosed_CancelThenResume_Resume_AndRollback_OfANeverApprovedRun_AreRefused_AndNothingRuns()
+    {
+        var (name, op, _) = await GatedAsync();
+        var (approver, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "bypass" });
+        var approvalId = await ApprovalIdAsync(id);
+
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/rollback", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await op.PostAsJsonAsync($"/api/executions/{id}/cancel", new { })).StatusCode);
+        Assert.Equal("Cancelled", await StatusAsync(op, id));
+
+        foreach (var client in new[] { op, Admin })
+        {
+            var resume = await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { fromStep = "deploy", force = true });
+            Assert.Equal(HttpStatusCode.Conflict, resume.StatusCode);
+            Assert.Contains("never approved", await resume.Content.ReadAsStringAsync());
+            Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsJsonAsync($"/api/executions/{id}/rollback", new { })).StatusCode);
+        }
+        // The closed request takes no more approvals either.
+        Assert.Equal(HttpStatusCode.Conflict, (await ApproveAsync(approver, approvalId)).StatusCode);
+
+        // Give the worker passes to misbehave in, then prove it never ran.
+        var later = await ExecutionApiTests.StartAsync(op, name, new { environment = "staging", tag = "after" });
+        await ExecutionApiTests.WaitForEndAsync(op, later);
+        Assert.Equal("Cancelled", await StatusAsync(op, id));
+        Assert.False(File.Exists(Path.Combine(_markers, "bypass")));
+        Assert.DoesNotContain((await ExecutionApiTests.EventsAsync(op, id)).Select(e => e.GetProperty("kind").GetString()), k => k is "execution_claimed" or "step_started");
+    }
+
+    [Fact]
+    public async Task TwoApproversAtTheSameInstant_RepeatedMany_GiveExactlyOneStart()
+    {
+        var (name, op, _) = await GatedAsync();
+        var approvers = new List<HttpClient>();
+        for (var i = 0; i < 3; i++)
+            approvers.Add((await Portal.CreateUserAsync("racer", "Approver")).Client);
+
+        for (var round = 0; round < 8; round++)
+        {
+            var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = $"race{round}" });
+            var approvalId = await ApprovalIdAsync(id);
+            // Three at once for a quorum of two: whoever loses either counts toward it or is told it is decided.
+            var answers = await Task.WhenAll(approvers.Select(a => ApproveAsync(a, approvalId)));
+            Assert.All(answers, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.Conflict, r.StatusCode.ToString()));
+            Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, id)).GetProperty("status").GetString());
+            var kinds = (await ExecutionApiTests.EventsAsync(op, id)).Select(e => e.GetProperty("kind").GetString()).ToList();
+            Assert.Equal(1, kinds.Count(k => k == "execution_approved"));
+            Assert.Equal(1, kinds.Count(k => k == "execution_queued"));
+            Assert.Equal(1, kinds.Count(k => k == "execution_claimed"));
+            Assert.Equal(2, kinds.Count(k => k == "step_started")); // deploy and verify, once each
+            var request = (await op.GetFromJsonAsync<JsonElement>($"/api/approvals/{approvalId}")).GetProperty("request");
+            Assert.InRange(request.GetProperty("approvals").GetArrayLength(), 2, 3);
+        }
+    }
+
+    [Fact]
+    public async Task ACoAuthorOfARunbookVersion_CannotApproveIt()
+    {
+        var name = Name("coauthor");
+        var yaml = GatedYaml(name, _markers, approvals: 1);
+        var (author, _, _) = await Portal.CreateUserAsync("author", "Author");
+        var (colleague, _, _) = await Portal.CreateUserAsync("colleague", "Author");
+        var (reviewer, _, _) = await Portal.CreateUserAsync("reviewer", "Author");
+        Assert.Equal(HttpStatusCode.Created, (await author.PostAsync("/api/runbooks", new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml"))).StatusCode);
+        // The colleague re-saves the draft: they are now the last saver, the author a co-author.
+        var resaved = await colleague.PutAsync($"/api/runbooks/{name}", new StringContent(yaml.Replace("title: Gated deploy", "title: Gated deploy, reworded"), System.Text.Encoding.UTF8, "application/yaml"));
+        Assert.True(resaved.IsSuccessStatusCode, await resaved.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await colleague.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { })).StatusCode);
+
+        foreach (var contributor in new[] { author, colleague })
+        {
+            var refused = await contributor.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { });
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Contains("saved a revision", await refused.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.OK, (await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { })).StatusCode);
+    }
+}
+
+public sealed class SqliteApprovalApiTests(SqliteEngineFixture fixture) : ApprovalApiTests(fixture), IClassFixture<SqliteEngineFixture>;
+
+public sealed class PostgresApprovalApiTests(PostgresEngineFixture fixture) : ApprovalApiTests(fixture), IClassFixture<PostgresEngineFixture>;
+
+/// <summary>Expiry on the portal's own clock (a FakeTimeProvider): no in-memory timer, the worker's sweep of the database ends it.</summary>
+public abstract class ApprovalExpiryTests
+{
+    protected abstract Task<TestDatabase> DatabaseAsync();
+
+    [Fact]
+    public async Task ARequestNotApprovedInTime_EndsExpired_AndTakesNoLateApproval()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var portal = new PortalFactory(await DatabaseAsync(), EngineSettings.Fast, clock);
+        _ = portal.Server;
+        var markers = Directory.CreateTempSubdirectory("rbp-expiry-").FullName;
+        var name = $"expiry-{Guid.NewGuid():N}"[..28];
+        await ExecutionApiTests.PublishAsync(portal, ApprovalApiTests.GatedYaml(name, markers, approvals: 2, expires: "4h"), name);
+        var (op, _, _) = await portal.CreateUserAsync("operator", "Operator");
+        var (first, _, _) = await portal.CreateUserAsync("approver", "Approver");
+        var (second, _, _) = await portal.CreateUserAsync("approver", "Approver");
+
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "late" });
+        var request = (await op.GetFromJsonAsync<JsonElement>("/api/approvals?status=pending")).EnumerateArray().Single(a => a.GetProperty("executionId").GetGuid() == id);
+        var approvalId = request.GetProperty("id").GetGuid();
+        Assert.Equal(clock.GetUtcNow().UtcDateTime.AddHours(4), request.GetProperty("expiresAt").GetDateTime(), TimeSpan.FromSeconds(1));
+        Assert.Equal(HttpStatusCode.OK, (await first.PostAsJsonAsync($"/api/approvals/{approvalId}/approve", new { })).StatusCode);
+
+        clock.Advance(TimeSpan.FromHours(3));
+        var stillWaiting = await op.GetFromJsonAsync<JsonElement>($"/api/executions/{id}");
+        Assert.Equal("AwaitingApproval", stillWaiting.GetProperty("status").GetString());
+
+        clock.Advance(TimeSpan.FromHours(1) + TimeSpan.FromSeconds(1));
+        var done = await ExecutionApiTests.WaitForAsync(op, id, e => e.GetProperty("status").GetString() == "Expired");
+        Assert.Contains("1 of 2 approvals", done.GetProperty("reason").GetString());
+        var late = await second.PostAsJsonAsync($"/api/approvals/{approvalId}/approve", new { });
+        Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+        var expired = await op.GetFromJsonAsync<JsonElement>("/api/approvals?status=expired");
+        Assert.Contains(expired.EnumerateArray(), a => a.GetProperty("id").GetGuid() == approvalId);
+        Assert.False(File.Exists(Path.Combine(markers, "late")));
+        Directory.Delete(markers, recursive: true);
+    }
+}
+
+public sealed class SqliteApprovalExpiryTests : ApprovalExpiryTests
+{
+    protected override Task<TestDatabase> DatabaseAsync() => Task.FromResult(TestDatabase.Sqlite());
+}
+
+public sealed class PostgresApprovalExpiryTests : ApprovalExpiryTests
+{
+    protected override Task<TestDatabase> DatabaseAsync() => TestDatabase.PostgresAsync();
+}
