@@ -73,6 +73,10 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
 {
     public const int MaxComment = 2000;
 
+    /// <summary>The execution events that change what the approval queue shows.</summary>
+    public static bool Concerns(string eventKind) => eventKind is "execution_awaiting_approval" or "execution_approval_recorded" or "execution_approved"
+        or "execution_rejected" or "execution_expired" or "execution_cancelled";
+
     /// <summary>A new request for <paramref name="execution"/> (tracked, saved by the caller with the execution).</summary>
     internal static ApprovalRequest Open(PortalDbContext db, Execution execution, ApprovalPolicy policy, string? comment, DateTime now)
     {
