@@ -1,11 +1,76 @@
+using Microsoft.EntityFrameworkCore;
 using Bunit;
 using Microsoft.AspNetCore.Components;
+using RunbookPortal.Engine.Execution;
 using RunbookPortal.Web.Components.Layout;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Approvals;
+using RunbookPortal.Web.Features.Executions;
 
 namespace RunbookPortal.Web.Tests.Components;
 
 public sealed class LayoutTests : PortalBunitContext
 {
+    private readonly ExecutionNotifier _notifier;
+
+    public LayoutTests() => _notifier = AddPortalStore();
+
+    /// <summary>A pending request that <c>approver_role: Approver</c> people may decide, requested by <paramref name="by"/>.</summary>
+    private async Task<Execution> PendingRequestAsync(string by)
+    {
+        var execution = new Execution
+        {
+            Id = Guid.NewGuid(), RunbookVersionId = Guid.NewGuid(), RunbookName = "web-deploy", Version = 1, Status = ExecutionStatus.AwaitingApproval,
+            RequestedBy = by, RequestedAt = DateTime.UtcNow, ParametersJson = "{}",
+        };
+        await WithStoreAsync(async db =>
+        {
+            db.Executions.Add(execution);
+            ApprovalService.Open(db, execution, new RunbookPortal.Engine.Runbooks.ApprovalPolicy(1, "Approver", new Dictionary<string, string>(), null), null, DateTime.UtcNow);
+            await db.SaveChangesAsync();
+        });
+        return execution;
+    }
+
+    /// <summary>The person in the store with this role (the badge reads roles from the store, not the cookie).</summary>
+    private Task UserAsync(string email, string role) => WithStoreAsync(async db =>
+    {
+        var roleRow = await db.Roles.FirstOrDefaultAsync(r => r.Name == role);
+        if (roleRow is null)
+            db.Roles.Add(roleRow = new Microsoft.AspNetCore.Identity.IdentityRole(role) { NormalizedName = role.ToUpperInvariant() });
+        var user = new PortalUser { UserName = email, Email = email, NormalizedEmail = email.ToUpperInvariant(), NormalizedUserName = email.ToUpperInvariant() };
+        db.Users.Add(user);
+        db.UserRoles.Add(new Microsoft.AspNetCore.Identity.IdentityUserRole<string> { UserId = user.Id, RoleId = roleRow.Id });
+        await db.SaveChangesAsync();
+    });
+
+    [Fact]
+    public async Task Navigation_CountsTheRequestsWaitingForMe_AndTheBadgeUpdatesLive()
+    {
+        SignInAs("approver@portal.test", "Approver");
+        await UserAsync("approver@portal.test", "Approver");
+        await PendingRequestAsync("op@portal.test");
+        await PendingRequestAsync("approver@portal.test"); // my own: not mine to decide
+        var cut = RenderWithAuth<NavMenu>();
+        cut.WaitForAssertion(() => Assert.Equal("1", cut.Find("[data-testid=approvals-badge]").TextContent.Trim()));
+
+        var another = await PendingRequestAsync("op2@portal.test");
+        _notifier.Publish(new ExecutionEventRecord { ExecutionId = another.Id, Seq = 1, Kind = "execution_awaiting_approval", DataJson = "{}" });
+        cut.WaitForAssertion(() => Assert.Equal("2", cut.Find("[data-testid=approvals-badge]").TextContent.Trim()));
+        Assert.Equal("2 waiting for your approval", cut.Find("[data-testid=approvals-badge]").GetAttribute("aria-label"));
+    }
+
+    [Fact]
+    public async Task Navigation_ShowsNoBadge_ToSomeoneWhoCannotApprove()
+    {
+        SignInAs("op@portal.test", "Operator");
+        await UserAsync("op@portal.test", "Operator");
+        await PendingRequestAsync("op2@portal.test");
+        var cut = RenderWithAuth<NavMenu>();
+        cut.WaitForAssertion(() => Assert.Contains("Approvals", cut.Markup));
+        Assert.Empty(cut.FindAll("[data-testid=approvals-badge]"));
+    }
+
     private static string[] LinkTexts(IRenderedComponent<Microsoft.AspNetCore.Components.Authorization.CascadingAuthenticationState> cut) =>
         cut.FindAll("a.mud-nav-link").Select(a => a.TextContent.Trim()).ToArray();
 

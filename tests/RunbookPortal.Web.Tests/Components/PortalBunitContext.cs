@@ -6,7 +6,14 @@ using Microsoft.AspNetCore.Components.Authorization;
 using Microsoft.Extensions.DependencyInjection;
 using MudBlazor;
 using MudBlazor.Services;
+using Microsoft.EntityFrameworkCore;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Features.Account;
+using RunbookPortal.Web.Features.Approvals;
+using RunbookPortal.Web.Features.Audit;
+using RunbookPortal.Web.Features.Executions;
+using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Components;
 
@@ -25,10 +32,45 @@ public abstract class PortalBunitContext : BunitContext, IAsyncLifetime
         Services.AddTransient<IAuthorizationService, DefaultAuthorizationService>();
     }
 
+    private SqliteTestDatabase? _store;
+
     Task IAsyncLifetime.InitializeAsync() => Task.CompletedTask;
 
     // MudBlazor services are only asynchronously disposable.
-    async Task IAsyncLifetime.DisposeAsync() => await base.DisposeAsync();
+    async Task IAsyncLifetime.DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_store is not null)
+            await _store.DisposeAsync();
+    }
+
+    /// <summary>
+    /// The services the layout's live parts read from (the approval badge and alerts): a real, migrated SQLite
+    /// database of this test's own, the notifier and the approval service.
+    /// </summary>
+    protected ExecutionNotifier AddPortalStore()
+    {
+        _store = new SqliteTestDatabase();
+        var connection = $"Data Source={_store.FilePath}";
+        Services.AddDbContext<PortalDbContext, SqlitePortalDbContext>(o => o.UseSqlite(connection));
+        using (var db = new SqlitePortalDbContext(new DbContextOptionsBuilder<SqlitePortalDbContext>().UseSqlite(connection).Options))
+            db.Database.Migrate();
+        var notifier = new ExecutionNotifier();
+        Services.AddSingleton(notifier);
+        Services.AddSingleton(TimeProvider.System);
+        Services.AddLogging();
+        Services.AddSingleton<AuditLog>();
+        Services.AddSingleton(new ExecutionRunner([], TimeProvider.System, new ExecutionOptions()));
+        Services.AddScoped<ApprovalService>();
+        return notifier;
+    }
+
+    /// <summary>Runs <paramref name="work"/> on the test's database.</summary>
+    protected async Task WithStoreAsync(Func<PortalDbContext, Task> work)
+    {
+        await using var scope = Services.GetRequiredService<IServiceScopeFactory>().CreateAsyncScope();
+        await work(scope.ServiceProvider.GetRequiredService<PortalDbContext>());
+    }
 
     protected void SignInAs(string email, params string[] roles)
     {

@@ -23,6 +23,9 @@ public abstract class PortalApiTests(PortalFixture fixture)
     [InlineData("GET", "/api/tokens")]
     [InlineData("POST", "/api/tokens")]
     [InlineData("GET", "/api/me")]
+    [InlineData("GET", "/api/approvals")]
+    [InlineData("POST", "/api/approvals/00000000-0000-0000-0000-000000000001/approve")]
+    [InlineData("POST", "/api/executions/00000000-0000-0000-0000-000000000001/steps/verify/continue")]
     [InlineData("GET", "/api/does-not-exist")]
     [InlineData("GET", "/openapi/v1.json")]
     public async Task AnonymousApiRequest_Gets401ProblemDetails(string method, string path)
@@ -333,6 +336,10 @@ public abstract class PortalApiTests(PortalFixture fixture)
         var doc = await Portal.AdminClient().GetStringAsync("/openapi/v1.json");
         Assert.Contains("/api/admin/users", doc);
         Assert.Contains("/api/audit", doc);
+        Assert.Contains("/api/approvals/{id}/approve", doc);
+        Assert.Contains("/api/approvals/{id}/reject", doc);
+        Assert.Contains("/api/executions/{id}/steps/{stepId}/continue", doc);
+        Assert.Contains("/api/executions/{id}/steps/{stepId}/abort", doc);
     }
 
     protected const string Password = PortalFactory.UserPassword;
