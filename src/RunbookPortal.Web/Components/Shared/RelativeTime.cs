@@ -1,4 +1,4 @@
-namespace RunbookPortal.Web.Features.Executions;
+namespace RunbookPortal.Web.Components.Shared;
 
 /// <summary>A moment as people say it relative to now, to the nearest minute: "in 3 h", "in 25 min", "2 h 5 min ago".</summary>
 public static class RelativeTime
