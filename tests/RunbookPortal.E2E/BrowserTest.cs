@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.Playwright;
@@ -172,6 +175,25 @@ public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output
         var path = Path.Combine(Portal.ScreenshotDirectory, name);
         await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
         Output.WriteLine($"Screenshot: {path}");
+    }
+
+    protected static async Task ExpectStatusAsync(HttpResponseMessage response, HttpStatusCode expected, string what) =>
+        Assert.True(response.StatusCode == expected,
+            $"{what} answered {(int)response.StatusCode}, expected {(int)expected}: {await response.Content.ReadAsStringAsync()}");
+
+    protected static async Task CreateUserAsync(HttpClient admin, string email, string password, params string[] roles)
+    {
+        using var response = await admin.PostAsJsonAsync("/api/admin/users", new { email, password, roles });
+        await ExpectStatusAsync(response, HttpStatusCode.Created, $"POST /api/admin/users for {email}");
+    }
+
+    protected static async Task<string> CreateTokenAsync(HttpClient admin, string email)
+    {
+        using var response = await admin.PostAsJsonAsync($"/api/admin/users/{Uri.EscapeDataString(email)}/tokens", new { name = "e2e" });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"POST /api/admin/users/{email}/tokens answered {(int)response.StatusCode}: {body}");
+        using var json = JsonDocument.Parse(body);
+        return json.RootElement.GetProperty("token").GetString()!;
     }
 
     private static bool IsPageAsset(IRequest request) => request.ResourceType is "script" or "stylesheet";

@@ -448,23 +448,4 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         using var json = JsonDocument.Parse(body);
         return json.RootElement.GetProperty("id").GetString()!;
     }
-
-    private static async Task ExpectStatusAsync(HttpResponseMessage response, HttpStatusCode expected, string what) =>
-        Assert.True(response.StatusCode == expected,
-            $"{what} answered {(int)response.StatusCode}, expected {(int)expected}: {await response.Content.ReadAsStringAsync()}");
-
-    private static async Task CreateUserAsync(HttpClient admin, string email, string password, params string[] roles)
-    {
-        using var response = await admin.PostAsJsonAsync("/api/admin/users", new { email, password, roles });
-        await ExpectStatusAsync(response, HttpStatusCode.Created, $"POST /api/admin/users for {email}");
-    }
-
-    private static async Task<string> CreateTokenAsync(HttpClient admin, string email)
-    {
-        using var response = await admin.PostAsJsonAsync($"/api/admin/users/{Uri.EscapeDataString(email)}/tokens", new { name = "e2e" });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"POST /api/admin/users/{email}/tokens answered {(int)response.StatusCode}: {body}");
-        using var json = JsonDocument.Parse(body);
-        return json.RootElement.GetProperty("token").GetString()!;
-    }
 }

@@ -162,22 +162,6 @@ public sealed class RunbookAuthoringTests(PortalProcess portal, ITestOutputHelpe
         await Expect(versions.Locator("[data-status]")).ToHaveTextAsync(["Draft", "Active"]);
     }
 
-    private static async Task CreateUserAsync(HttpClient admin, string email, string password, params string[] roles)
-    {
-        using var response = await admin.PostAsJsonAsync("/api/admin/users", new { email, password, roles });
-        Assert.True(response.StatusCode == HttpStatusCode.Created,
-            $"POST /api/admin/users for {email} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-    }
-
-    private static async Task<string> CreateTokenAsync(HttpClient admin, string email)
-    {
-        using var response = await admin.PostAsJsonAsync($"/api/admin/users/{Uri.EscapeDataString(email)}/tokens", new { name = "e2e" });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"POST /api/admin/users/{email}/tokens answered {(int)response.StatusCode}: {body}");
-        using var json = JsonDocument.Parse(body);
-        return json.RootElement.GetProperty("token").GetString()!;
-    }
-
     /// <summary>
     /// Types <paramref name="text"/> at the cursor (replacing the selection) a line at a time. Monaco indents a new
     /// line by itself (like the line above, and deeper after <c>key:</c>), so each line first selects that automatic

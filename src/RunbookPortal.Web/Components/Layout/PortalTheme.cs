@@ -14,6 +14,12 @@ public static class PortalTheme
             AppbarText = "#ffffff",
             Background = "#f5f7fb",
             DrawerBackground = "#ffffff",
+            // Text and status colours at 4.5:1 or more against white and the page background (WCAG AA), filled or outlined.
+            TextSecondary = "#55606e",
+            Info = "#1565c0",
+            Success = "#1b7a3a",
+            Warning = "#a85400",
+            Error = "#c62828",
         },
         PaletteDark = new PaletteDark
         {
