@@ -154,14 +154,89 @@ public sealed class ApprovalTests(PortalProcess portal, ITestOutputHelper output
         await ScreenshotAsync("execution-approved.png");
     }
 
-    private async Task PublishAsync(HttpClient author, HttpClient reviewer, string yaml, int version, bool create)
+    private static string ManualYaml(string name) => $$$"""
+        apiVersion: runbooks/v1
+        name: {{{name}}}
+        title: Watch the rollout
+        type: deployment
+        steps:
+          - id: prepare
+            name: Prepare
+            action: shell
+            run: echo prepared
+            rollback:
+              action: shell
+              run: echo "undo prepare"
+          - id: watch
+            name: Watch the dashboards
+            action: manual
+            instructions: "Check the <b>error rate</b> for five minutes, then continue or abort."
+            timeout: 30m
+          - id: finish
+            name: Finish
+            action: shell
+            run: echo finished
+        """;
+
+    [Fact]
+    public async Task AnOperatorContinuesAManualStep_AndAbortsAnother_FromTheExecutionPage()
+    {
+        using var admin = Api(Portal.ApiToken);
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+        var name = $"e2e-manual-{suffix}";
+        var reviewerEmail = $"reviewer-m-{suffix}@e2e.test";
+        await CreateUserAsync(admin, reviewerEmail, $"Reviewer-{suffix}!", "Author");
+        using var reviewer = Api(await CreateTokenAsync(admin, reviewerEmail));
+        await PublishAsync(admin, reviewer, ManualYaml(name), 1, create: true, name);
+        await SignInAsAdminAsync();
+
+        foreach (var (decision, ending) in new[] { ("continue", "Succeeded"), ("abort", "Failed") })
+        {
+            using var started = await admin.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } });
+            await ExpectStatusAsync(started, HttpStatusCode.Accepted, "start the manual runbook");
+            var id = (await started.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+            await Page.GotoAsync($"/executions/{id}");
+            await WaitForInteractiveAsync($"{name} v1");
+            var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
+            var panel = Page.Locator("[data-testid=manual-panel]");
+            await Expect(status, "the run pauses at the manual step").ToHaveAttributeAsync("data-status", "WaitingForInput");
+            await Expect(panel, "the instructions are shown as text").ToContainTextAsync("Check the <b>error rate</b> for five minutes");
+            await Expect(panel.Locator("b").Filter(new() { HasText = "error rate" })).ToHaveCountAsync(0);
+            if (decision == "continue")
+            {
+                await ScreenshotAsync("manual-step-waiting.png");
+                await ExpectAccessibleAsync(Page, "the execution page of a waiting manual step");
+                await panel.Locator("textarea, input").First.FillAsync("dashboards are flat");
+                await Page.Locator("[data-testid=manual-continue]").ClickAsync();
+            }
+            else
+            {
+                await Page.Locator("[data-testid=manual-abort]").ClickAsync();
+                var box = Page.Locator(".mud-dialog");
+                await Expect(box, "an abort asks first and says the steps before roll back").ToContainTextAsync("roll");
+                await box.GetByRole(AriaRole.Button, new() { Name = "Abort step" }).ClickAsync();
+            }
+            await Expect(status, $"after {decision} the run ends {ending} by itself").ToHaveAttributeAsync("data-status", ending, new() { Timeout = 30_000 });
+            if (decision == "abort")
+            {
+                await Expect(Page.Locator("[data-testid=timeline]"), "the step before was rolled back").ToContainTextAsync("undo prepare");
+                await ScreenshotAsync("manual-step-aborted.png");
+            }
+            else
+            {
+                await Expect(Page.Locator("[data-testid=timeline]")).ToContainTextAsync("dashboards are flat");
+            }
+        }
+    }
+
+    private async Task PublishAsync(HttpClient author, HttpClient reviewer, string yaml, int version, bool create, string name = Name)
     {
         using (var content = new StringContent(yaml, Encoding.UTF8, "application/yaml"))
-        using (var saved = create ? await author.PostAsync("/api/runbooks", content) : await author.PutAsync($"/api/runbooks/{Name}", content))
+        using (var saved = create ? await author.PostAsync("/api/runbooks", content) : await author.PutAsync($"/api/runbooks/{name}", content))
             Assert.True(saved.IsSuccessStatusCode, $"saving v{version} answered {(int)saved.StatusCode}: {await saved.Content.ReadAsStringAsync()}");
-        using (var submitted = await author.PostAsJsonAsync($"/api/runbooks/{Name}/versions/{version}/submit", new { }))
+        using (var submitted = await author.PostAsJsonAsync($"/api/runbooks/{name}/versions/{version}/submit", new { }))
             await ExpectStatusAsync(submitted, HttpStatusCode.OK, $"submit v{version}");
-        using var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{Name}/versions/{version}/approve", new { });
+        using var approved = await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/{version}/approve", new { });
         await ExpectStatusAsync(approved, HttpStatusCode.OK, $"approve v{version}");
     }
 
