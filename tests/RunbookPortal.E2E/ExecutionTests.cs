@@ -135,9 +135,9 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         Output.WriteLine($"Confirmation: {dialogText}");
         Assert.Contains(RunbookTitle, dialogText);
         Assert.Contains("version 1", dialogText);
-        Assert.Contains("environment = staging", dialogText);
-        Assert.Contains("batch_size = 3", dialogText);
-        Assert.Contains("api_key = ***", dialogText);
+        Assert.Contains("environment\tstaging", dialogText);
+        Assert.Contains("batch_size\t3", dialogText);
+        Assert.Contains("api_key\t***", dialogText);
         Assert.DoesNotContain(secret, dialogText);
         await dialog.GetByRole(AriaRole.Button, new() { Name = "Start", Exact = true }).ClickAsync();
 

@@ -12,16 +12,17 @@ public static class ApprovalGate
     {
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(values);
-        return !dryRun && definition.Approval is { } policy && Applies(policy, values) ? policy : null;
+        return !dryRun && definition.Approval is { } policy && Applies(definition, policy, values) ? policy : null;
     }
 
-    /// <summary>Every <c>when</c> condition holds (none: always).</summary>
-    public static bool Applies(ApprovalPolicy policy, IReadOnlyDictionary<string, string> values)
-    {
-        ArgumentNullException.ThrowIfNull(policy);
-        ArgumentNullException.ThrowIfNull(values);
-        return policy.When.All(w => values.TryGetValue(w.Key, out var v) && string.Equals(v, w.Value, StringComparison.Ordinal));
-    }
+    /// <summary>
+    /// Every <c>when</c> condition holds (none: always). Typed values compare by meaning, not spelling: for an int
+    /// parameter <c>01</c> is <c>1</c>, for a bool <c>TRUE</c> is <c>true</c>, so no other spelling slips past the gate.
+    /// </summary>
+    private static bool Applies(RunbookDefinition definition, ApprovalPolicy policy, IReadOnlyDictionary<string, string> values) =>
+        policy.When.All(w => values.TryGetValue(w.Key, out var v) && (definition.FindParameter(w.Key) is { } p
+            ? string.Equals(p.Canonical(v), p.Canonical(w.Value), StringComparison.Ordinal)
+            : string.Equals(v, w.Value, StringComparison.Ordinal)));
 
     /// <summary>"environment=production: 2 approvals from Approver, within 4h".</summary>
     public static string Describe(ApprovalPolicy policy)

@@ -77,6 +77,21 @@ public sealed record ParameterDefinition(
         }
     }
 
+    /// <summary>
+    /// The one spelling of a valid value: an int without sign or leading zeros (<c>+01</c> → <c>1</c>), a bool as
+    /// <c>true</c>/<c>false</c>; other types as given. Values are stored, compared (approval <c>when</c>) and passed on in it.
+    /// </summary>
+    public string Canonical(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        return Type switch
+        {
+            ParameterType.Int when TryParseInt(value, out var number) => number.ToString(CultureInfo.InvariantCulture),
+            ParameterType.Bool when TryParseBool(value, out var flag) => flag ? "true" : "false",
+            _ => value,
+        };
+    }
+
     internal static bool TryParseInt(string text, out long value) =>
         long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value);
 

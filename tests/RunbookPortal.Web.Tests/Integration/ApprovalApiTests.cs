@@ -1,7 +1,12 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Executions;
 using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Integration;
@@ -40,6 +45,7 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
           approver_role: {{{role}}}
           when: { environment: production }
         {{{(expires is null ? "" : $"  expires_after: {expires}")}}}
+        concurrency: { key: "{{ tag }}", limit: 1 }
         steps:
           - id: deploy
             name: Deploy
@@ -218,7 +224,7 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
         {
             var resume = await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { fromStep = "deploy", force = true });
             Assert.Equal(HttpStatusCode.Conflict, resume.StatusCode);
-            Assert.Contains("never approved", await resume.Content.ReadAsStringAsync());
+            Assert.Contains("did not pass its approval", await resume.Content.ReadAsStringAsync());
             Assert.Equal(HttpStatusCode.Conflict, (await client.PostAsJsonAsync($"/api/executions/{id}/rollback", new { })).StatusCode);
         }
         // The closed request takes no more approvals either.
@@ -256,6 +262,105 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
             var request = (await op.GetFromJsonAsync<JsonElement>($"/api/approvals/{approvalId}")).GetProperty("request");
             Assert.InRange(request.GetProperty("approvals").GetArrayLength(), 2, 3);
         }
+    }
+
+    [Fact]
+    public async Task AGatedRunWithoutAnApprovalRecord_AsFromBeforeApprovalsWereRecorded_CanNeitherBeResumedNorRun()
+    {
+        var (name, op, _) = await GatedAsync();
+        var template = await ExecutionApiTests.StartAsync(op, name, new { environment = "staging", tag = "template" });
+        await ExecutionApiTests.WaitForEndAsync(op, template);
+        // Rows as an older portal left them: production runs with no approval request, one waiting, one queued.
+        var (waitingId, queuedId) = await Portal.WithServiceAsync<PortalDbContext, (Guid, Guid)>(async db =>
+        {
+            var row = await db.Executions.AsNoTracking().FirstAsync(e => e.Id == template);
+            Execution Legacy(ExecutionStatus status, string tag) => new()
+            {
+                Id = Guid.NewGuid(), RunbookVersionId = row.RunbookVersionId, RunbookName = row.RunbookName, Version = row.Version, Status = status,
+                RequestedBy = row.RequestedBy, RequestedAt = DateTime.UtcNow, QueuedAt = status == ExecutionStatus.Queued ? DateTime.UtcNow : null,
+                ParametersJson = JsonSerializer.Serialize(new Dictionary<string, string> { ["environment"] = "production", ["tag"] = tag }),
+                Steps = [new ExecutionStepRecord { StepId = "deploy", Name = "Deploy", Action = "shell", Index = 0 }, new ExecutionStepRecord { StepId = "verify", Name = "Verify", Action = "shell", Index = 1 }],
+            };
+            var waiting = Legacy(ExecutionStatus.AwaitingApproval, "legacywait");
+            var queued = Legacy(ExecutionStatus.Queued, "legacyqueued");
+            db.Executions.AddRange(waiting, queued);
+            await db.SaveChangesAsync();
+            return (waiting.Id, queued.Id);
+        });
+
+        Assert.Equal(HttpStatusCode.OK, (await op.PostAsJsonAsync($"/api/executions/{waitingId}/cancel", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{waitingId}/resume", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{waitingId}/rollback", new { })).StatusCode);
+        // The worker claims the queued one (an ungated row) but refuses to run it.
+        Portal.Services.GetRequiredService<ExecutionNotifier>().WorkQueued();
+        var refused = await ExecutionApiTests.WaitForEndAsync(op, queuedId);
+        Assert.Equal("Failed", refused.GetProperty("status").GetString());
+        Assert.Contains("did not pass its approval", refused.GetProperty("reason").GetString());
+        Assert.False(File.Exists(Path.Combine(_markers, "legacywait")));
+        Assert.False(File.Exists(Path.Combine(_markers, "legacyqueued")));
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{queuedId}/resume", new { })).StatusCode);
+    }
+
+    [Fact]
+    public async Task AnotherSpellingOfATypedWhenValue_StillNeedsApproval()
+    {
+        var name = Name("spelling");
+        await ExecutionApiTests.PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Typed conditions
+            type: scaling
+            parameters:
+              replicas: { type: int, required: true }
+              confirm: { type: bool, default: false }
+            approval:
+              required_approvals: 1
+              when: { replicas: 1, confirm: true }
+            steps:
+              - id: scale
+                action: shell
+                run: touch {{{_markers}}}/scaled-{{ replicas }}
+            """, name);
+        var (op, _, _) = await Portal.CreateUserAsync("operator", "Operator");
+        foreach (var (replicas, confirm) in new (object, object)[] { ("01", "TRUE"), ("+1", "True"), (1, true) })
+        {
+            var id = await ExecutionApiTests.StartAsync(op, name, new Dictionary<string, object> { ["replicas"] = replicas, ["confirm"] = confirm });
+            Assert.Equal("AwaitingApproval", await StatusAsync(op, id));
+            var shown = (await op.GetFromJsonAsync<JsonElement>($"/api/executions/{id}")).GetProperty("parameters");
+            Assert.Equal("1", shown.GetProperty("replicas").GetString()); // stored and passed on in one spelling
+            Assert.Equal("true", shown.GetProperty("confirm").GetString());
+        }
+        var other = await ExecutionApiTests.StartAsync(op, name, new { replicas = "02", confirm = "true" });
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, other)).GetProperty("status").GetString());
+        Assert.True(File.Exists(Path.Combine(_markers, "scaled-2")));
+        Assert.False(File.Exists(Path.Combine(_markers, "scaled-1")));
+    }
+
+    [Fact]
+    public async Task AnApprovedRunCancelledBeforeItStarted_CannotBeResumed()
+    {
+        var (name, op, _) = await GatedAsync(approvals: 1);
+        var (approver, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        // Another node holds the run's concurrency key, so the approved run waits, Queued.
+        await Portal.WithServiceAsync<PortalDbContext, int>(async db =>
+        {
+            var version = await db.RunbookVersions.AsNoTracking().FirstAsync(v => v.Runbook!.Name == name);
+            db.Executions.Add(new Execution
+            {
+                Id = Guid.NewGuid(), RunbookVersionId = version.Id, RunbookName = name, Version = 1, Status = ExecutionStatus.Running, RequestedBy = "someone",
+                RequestedAt = DateTime.UtcNow, StartedAt = DateTime.UtcNow, ParametersJson = "{}", ConcurrencyKey = "blocked", ConcurrencyLimit = 1,
+                LeaseOwner = "another-node#claim", LeaseExpiresAt = DateTime.UtcNow.AddMinutes(10),
+            });
+            return await db.SaveChangesAsync();
+        });
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "blocked" });
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(approver, await ApprovalIdAsync(id))).StatusCode);
+        Assert.Equal("Queued", await StatusAsync(op, id));
+        Assert.Equal(HttpStatusCode.OK, (await op.PostAsJsonAsync($"/api/executions/{id}/cancel", new { })).StatusCode);
+        var resume = await op.PostAsJsonAsync($"/api/executions/{id}/resume", new { });
+        Assert.Equal(HttpStatusCode.Conflict, resume.StatusCode);
+        Assert.Contains("did not pass its approval", await resume.Content.ReadAsStringAsync());
+        Assert.False(File.Exists(Path.Combine(_markers, "blocked")));
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Integration;
@@ -146,6 +148,46 @@ public abstract class ManualStepApiTests(PortalFixture fixture) : IDisposable
         var check = done.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("id").GetString() == "check");
         Assert.Equal("TimedOut", check.GetProperty("status").GetString());
         Assert.True(Marker("timeout.undone"));
+    }
+
+    /// <summary>Changes the row as a race would have left it (a cancel the node never saw, a deadline already past).</summary>
+    private Task ChangeRowAsync(Guid id, Action<Execution> change) => Portal.WithServiceAsync<PortalDbContext, int>(async db =>
+    {
+        var row = await db.Executions.FirstAsync(e => e.Id == id);
+        change(row);
+        return await db.SaveChangesAsync();
+    });
+
+    [Fact]
+    public async Task ACancelThatArrivedWhileTheStepBeforeRan_WinsOverTheDecision()
+    {
+        var (name, op) = await PublishAsync();
+        var id = await ExecutionApiTests.StartAsync(op, name, new { tag = "lostcancel" });
+        await WaitingAsync(op, id);
+        // The cancel was recorded while 'prepare' ran, on a node that suspended the run before its heartbeat saw it.
+        await ChangeRowAsync(id, e => { e.CancelRequested = true; e.CancelRequestedBy = "oncall@portal.test"; e.CancelRollback = true; });
+        var refused = await op.PostAsJsonAsync($"/api/executions/{id}/steps/check/continue", new { });
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("cancelled by oncall@portal.test", await refused.Content.ReadAsStringAsync());
+        var done = await ExecutionApiTests.WaitForEndAsync(op, id);
+        Assert.Equal("Cancelled", done.GetProperty("status").GetString());
+        Assert.True(Marker("lostcancel.undone"));
+        Assert.False(Marker("lostcancel.finished"));
+    }
+
+    [Fact]
+    public async Task ADecisionAfterTheDeadline_IsRefused_AndTheStepTimesOut()
+    {
+        var (name, op) = await PublishAsync(timeout: "1h");
+        var id = await ExecutionApiTests.StartAsync(op, name, new { tag = "late" });
+        await WaitingAsync(op, id);
+        await ChangeRowAsync(id, e => e.InputDeadline = DateTime.UtcNow.AddSeconds(-1));
+        // Whoever is first, the worker's sweep or this decision, the step is aborted as timed out.
+        Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/steps/check/continue", new { })).StatusCode);
+        var done = await ExecutionApiTests.WaitForEndAsync(op, id);
+        Assert.Equal("Failed", done.GetProperty("status").GetString());
+        Assert.Equal("TimedOut", done.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("id").GetString() == "check").GetProperty("status").GetString());
+        Assert.False(Marker("late.finished"));
     }
 
     [Fact]

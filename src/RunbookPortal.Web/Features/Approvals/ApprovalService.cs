@@ -102,15 +102,30 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
         return request;
     }
 
-    /// <summary>True when <paramref name="execution"/> needs no approval or passed it unchanged: the one check the worker, resume and rollback share.</summary>
-    internal static bool Passed(Execution execution, ApprovalRequest? request) =>
-        execution.ApprovalRequestId is null
-        || request is { Status: ApprovalStatus.Approved } r && r.Id == execution.ApprovalRequestId && r.RunbookVersionId == execution.RunbookVersionId
-           && r.ParametersHash == ApprovalGate.ParametersHash(execution.ParametersJson, execution.ProtectedSecrets);
+    /// <summary>
+    /// True when <paramref name="execution"/> passed its gate: the one check the worker, resume and rollback share. A run
+    /// with an approval passed when that approval is granted, for this run, its version and its values unchanged. A run
+    /// without one passed only when its version's policy does not apply to its values (<paramref name="definition"/>,
+    /// null when the version no longer validates): a run from before approvals were recorded, or any row that lost
+    /// its link, cannot slip through.
+    /// </summary>
+    internal static bool Passed(Execution execution, ApprovalRequest? request, RunbookDefinition? definition)
+    {
+        if (execution.ApprovalRequestId is null)
+        {
+            var values = JsonSerializer.Deserialize<Dictionary<string, string>>(execution.ParametersJson, ExecutionLedger.Json) ?? [];
+            return definition is not null && ApprovalGate.For(definition, values, execution.DryRun) is null;
+        }
+        return request is { Status: ApprovalStatus.Approved } r && r.Id == execution.ApprovalRequestId && r.ExecutionId == execution.Id
+               && r.RunbookVersionId == execution.RunbookVersionId
+               && r.ParametersHash == ApprovalGate.ParametersHash(execution.ParametersJson, execution.ProtectedSecrets);
+    }
 
-    /// <summary>Ends a pending request because its run was cancelled (final: never resumable).</summary>
+    /// <summary>Ends a request because its run was cancelled before it ran (final: the run can never be resumed).</summary>
     internal static void CloseCancelled(ApprovalRequest request, DateTime now)
     {
+        if (request.Status is not (ApprovalStatus.Pending or ApprovalStatus.Approved))
+            return;
         request.Status = ApprovalStatus.Cancelled;
         request.DecidedAt = now;
         request.Revision++;
@@ -132,6 +147,10 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
             requiredApprovals = request.RequiredApprovals,
         }), now);
     }
+
+    internal static Task AuditExpiredAsync(AuditLog audit, ApprovalRequest request, CancellationToken ct) =>
+        audit.WriteAsync("portal", "execution.approval-expired", $"{request.RunbookName} v{request.Version}",
+            new { approvalId = request.Id, executionId = request.ExecutionId, approvals = request.Decisions.Count(d => d.Approved), requiredApprovals = request.RequiredApprovals }, ct);
 
     public Task<OperationResult> ApproveAsync(string actor, Guid id, string? comment, CancellationToken ct = default) => DecideAsync(actor, id, true, comment, ct);
 
@@ -176,6 +195,7 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
                 if (await TrySaveAsync(attempt, ct))
                 {
                     Publish(events);
+                    await AuditExpiredAsync(audit, request, ct);
                     return OperationResult.Conflict("This request expired before your decision arrived; the run will not go ahead. Start it again to ask anew.");
                 }
                 continue;
@@ -295,7 +315,10 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
         var request = await GetAsync(id, ct);
         if (request is null)
             return null;
-        var yaml = await db.RunbookVersions.AsNoTracking().Where(v => v.Runbook!.Name == request.Runbook && v.Version == request.Version).Select(v => v.Yaml).FirstAsync(ct);
+        var versionId = await db.ApprovalRequests.AsNoTracking().Where(a => a.Id == id).Select(a => a.RunbookVersionId).FirstAsync(ct);
+        var yaml = await db.RunbookVersions.AsNoTracking().Where(v => v.Id == versionId).Select(v => v.Yaml).FirstOrDefaultAsync(ct);
+        if (yaml is null)
+            return null;
         var definition = RunbookValidator.Validate(yaml).Definition;
 
         // The last successful real run of this runbook whose values match this request's conditions.

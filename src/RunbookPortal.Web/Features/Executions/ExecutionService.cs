@@ -64,6 +64,9 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         var (values, errors) = BindParameters(definition, request.Parameters);
         if (errors.Count > 0)
             return new(OperationResult.Invalid("Some parameter values are not valid.", errors), null, null);
+        var comment = string.IsNullOrWhiteSpace(request.Comment) ? null : request.Comment.Trim();
+        if (comment is { Length: > ApprovalService.MaxComment })
+            return new(OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters."), null, null);
 
         var secrets = definition.Parameters.Where(p => p.Type == ParameterType.Secret && values.ContainsKey(p.Name)).ToDictionary(p => p.Name, p => values[p.Name]);
         var shown = values.ToDictionary(kv => kv.Key, kv => secrets.ContainsKey(kv.Key) ? SecretMask : kv.Value);
@@ -95,9 +98,6 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         }));
         db.Executions.Add(execution);
 
-        var comment = string.IsNullOrWhiteSpace(request.Comment) ? null : request.Comment.Trim();
-        if (comment is { Length: > ApprovalService.MaxComment })
-            return new(OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters."), null, null);
         var policy = ApprovalGate.For(definition, values, request.DryRun);
         ExecutionEventRecord first;
         if (policy is not null)
@@ -168,7 +168,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                 errors[$"parameters.{p.Name}"] = [Describe(p, problem)];
                 continue;
             }
-            values[p.Name] = value;
+            values[p.Name] = p.Canonical(value);
         }
         return (values, errors);
     }
@@ -216,9 +216,11 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     /// <summary>Resume and rollback run steps again: only for a run that passed its approval, unchanged.</summary>
     private async Task<OperationResult> GateAsync(Execution execution, CancellationToken ct)
     {
-        if (ApprovalService.Passed(execution, await ApprovalOfAsync(execution, ct)))
+        var yaml = await db.RunbookVersions.AsNoTracking().Where(v => v.Id == execution.RunbookVersionId).Select(v => v.Yaml).FirstOrDefaultAsync(ct);
+        var definition = yaml is null ? null : RunbookValidator.Validate(yaml).Definition;
+        if (ApprovalService.Passed(execution, await ApprovalOfAsync(execution, ct), definition))
             return OperationResult.Ok;
-        return OperationResult.Conflict("This run was never approved, so none of its steps can run. Start a new run to ask for approval again.");
+        return OperationResult.Conflict("This run did not pass its approval (it was never granted, or it was withdrawn when the run was cancelled before it started), so none of its steps can run. Start a new run to ask for approval again.");
     }
 
     /// <summary>The reason a run's version may not run again, unless an Admin forces it; null when it may.</summary>
@@ -252,20 +254,14 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} while it waited for approval; it will not run." }), now);
                     return OperationResult.Ok;
                 case ExecutionStatus.Queued or ExecutionStatus.Interrupted:
+                    // An approved run cancelled before it ever started is as final as one cancelled while it waited:
+                    // the approval was for that start, and it is withdrawn with it.
+                    if (execution.StartedAt is null && await ApprovalOfAsync(execution, ct) is { } granted)
+                        ApprovalService.CloseCancelled(granted, now);
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} before it ran." }), now);
                     return OperationResult.Ok;
                 case ExecutionStatus.WaitingForInput:
-                    // Suspended: no node holds it, so the cancel is recorded here (and a rollback queued).
-                    if (!rollback)
-                    {
-                        ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", execution.CurrentStepId,
-                            new { by = actor, reason = $"cancelled by {actor} while step '{execution.CurrentStepId}' waited for input" }), now);
-                        return OperationResult.Ok;
-                    }
-                    execution.Mode = ExecutionMode.Rollback;
-                    ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", execution.CurrentStepId, new { by = actor, cancelled = true }), now);
-                    ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
-                    queued = true;
+                    queued = CancelWhileWaiting(db, execution, actor, rollback, now);
                     return OperationResult.Ok;
                 case ExecutionStatus.Running or ExecutionStatus.RollingBack:
                     if (execution.Status == ExecutionStatus.RollingBack)
@@ -292,6 +288,25 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             notifier.WorkQueued();
         await audit.WriteAsync(actor, "execution.cancelled", target, new { executionId = id, rollback }, ct);
         return result;
+    }
+
+    /// <summary>
+    /// Cancels a run suspended at a manual step: no node holds it, so the cancel is recorded here; with
+    /// <paramref name="rollback"/> its rollback is queued (answers true then).
+    /// </summary>
+    internal static bool CancelWhileWaiting(PortalDbContext db, Execution execution, string actor, bool rollback, DateTime now)
+    {
+        execution.CancelRequested = false;
+        if (!rollback)
+        {
+            ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", execution.CurrentStepId,
+                new { by = actor, reason = $"cancelled by {actor} while step '{execution.CurrentStepId}' waited for input" }), now);
+            return false;
+        }
+        execution.Mode = ExecutionMode.Rollback;
+        ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", execution.CurrentStepId, new { by = actor, cancelled = true }), now);
+        ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
+        return true;
     }
 
     /// <summary>
@@ -387,9 +402,13 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             return OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters.");
         var roles = await db.RolesOfAsync(actor, ct);
         var target = "";
+        string? carriedOut = null;
+        var queuedRollback = false;
         var result = await MutateAsync(id, (execution, now) =>
         {
             target = $"{execution.RunbookName} v{execution.Version}";
+            carriedOut = null;
+            queuedRollback = false;
             if (execution.Steps.All(s => s.StepId != stepId))
                 return OperationResult.NotFound($"There is no step '{stepId}' in this execution.");
             if (execution.Status != ExecutionStatus.WaitingForInput || execution.CurrentStepId != stepId || execution.InputDecision is not null)
@@ -397,6 +416,22 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             var role = execution.InputRole ?? Roles.Operator;
             if (!roles.Contains(role) && !roles.Contains(Roles.Admin))
                 return OperationResult.Forbidden($"Only people with the {role} role (or an Admin) can continue or abort step '{stepId}'.");
+            if (execution.CancelRequested)
+            {
+                // Cancelled while its last step ran, before the node saw it: the cancel wins over any decision.
+                carriedOut = $"The run was cancelled by {execution.CancelRequestedBy} before this step was reached; the cancel is carried out instead.";
+                queuedRollback = CancelWhileWaiting(db, execution, execution.CancelRequestedBy ?? actor, execution.CancelRollback, now);
+                return OperationResult.Ok;
+            }
+            if (execution.InputDeadline is { } deadline && deadline <= now)
+            {
+                // Past its timeout the step is aborted, whether or not the worker got to it first.
+                carriedOut = $"Step '{stepId}' timed out at {deadline:yyyy-MM-dd HH:mm:ss} UTC; it is aborted as timed out.";
+                ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", stepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now);
+                ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = "portal", input = "timedout" }), now);
+                queuedRollback = true;
+                return OperationResult.Ok;
+            }
             var word = decision == ManualDecision.Continue ? "continue" : "abort";
             ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", stepId, new { decision = word, by = actor, comment }), now);
             execution.Mode = ExecutionMode.Run;
@@ -405,6 +440,12 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         }, ct);
         if (!result.Succeeded)
             return result;
+        if (carriedOut is not null)
+        {
+            if (queuedRollback)
+                notifier.WorkQueued();
+            return OperationResult.Conflict(carriedOut);
+        }
         notifier.WorkQueued();
         await audit.WriteAsync(actor, decision == ManualDecision.Continue ? "execution.step-continued" : "execution.step-aborted", target, new { executionId = id, stepId, comment }, ct);
         return result;

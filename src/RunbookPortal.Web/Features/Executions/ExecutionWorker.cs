@@ -148,7 +148,15 @@ public sealed class ExecutionWorker(
     /// <summary>One claiming pass: end what timed out, expire dead leases, then claim what fits. Public for tests and benchmarks.</summary>
     public async Task<int> ClaimAndStartAsync(CancellationToken ct)
     {
-        await SweepTimersAsync(ct);
+        try
+        {
+            await SweepTimersAsync(ct);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The timers are looked at again next pass; claiming must not stop because of them.
+            logger.LogError(ex, "The approval and manual-step timers could not be checked; the next pass tries again.");
+        }
         var free = options.Value.MaxConcurrentExecutions - _tasks.Count; // every run still in flight, a resumed one and the end of its last run alike
         List<(Guid Id, string Lease, ExecutionEventRecord Event)> claimed;
         List<ExecutionEventRecord> interrupted;
@@ -186,20 +194,21 @@ public sealed class ExecutionWorker(
                                    WHERE a."Id" = q."ApprovalRequestId" AND a."Status" = 'Approved'))
                               AND (q."ConcurrencyKey" IS NULL OR (SELECT COUNT(*) FROM "Executions" r
                                    WHERE r."ConcurrencyKey" = q."ConcurrencyKey" AND r."Status" IN ('Running', 'RollingBack', 'WaitingForInput')) < q."ConcurrencyLimit")
-                            ORDER BY q."QueuedAt" LIMIT {ClaimWindow} FOR UPDATE OF q SKIP LOCKED
+                            ORDER BY (q."StartedAt" IS NULL), q."QueuedAt" LIMIT {ClaimWindow} FOR UPDATE OF q SKIP LOCKED
                             """)
                         : db.Executions.Where(e => e.Status == ExecutionStatus.Queued
                                 && (e.ApprovalRequestId == null || db.ApprovalRequests.Any(a => a.Id == e.ApprovalRequestId && a.Status == ApprovalStatus.Approved))
                                 && (e.ConcurrencyKey == null || db.Executions.Count(r => r.ConcurrencyKey == e.ConcurrencyKey
                                     && (r.Status == ExecutionStatus.Running || r.Status == ExecutionStatus.RollingBack || r.Status == ExecutionStatus.WaitingForInput)) < e.ConcurrencyLimit))
-                            .OrderBy(e => e.QueuedAt).Take(ClaimWindow);
+                            .OrderBy(e => e.StartedAt == null).ThenBy(e => e.QueuedAt).Take(ClaimWindow);
                     var candidates = await queued.ToListAsync(ct); // a claim touches no step
                     var keys = candidates.Where(c => c.ConcurrencyKey != null).Select(c => c.ConcurrencyKey!).Distinct().ToList();
                     var busy = keys.Count == 0 ? new Dictionary<string, int>() : await db.Executions
                         .Where(e => e.ConcurrencyKey != null && keys.Contains(e.ConcurrencyKey)
                             && (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack || e.Status == ExecutionStatus.WaitingForInput))
                         .GroupBy(e => e.ConcurrencyKey!).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, ct);
-                    foreach (var candidate in candidates.OrderBy(c => c.QueuedAt))
+                    // A run that already started (resumed, or carried on after a manual step) keeps its place before new ones.
+                    foreach (var candidate in candidates.OrderBy(c => c.StartedAt == null).ThenBy(c => c.QueuedAt))
                     {
                         if (claimed.Count >= free)
                             break;
@@ -272,8 +281,7 @@ public sealed class ExecutionWorker(
                 return; // what was read is forgotten; the next pass reads it again
             if (record is not null)
                 notifier.Publish(record);
-            await audit.WriteAsync("portal", "execution.approval-expired", $"{request.RunbookName} v{request.Version}",
-                new { approvalId = request.Id, executionId = request.ExecutionId, approvals = request.Decisions.Count(d => d.Approved), requiredApprovals = request.RequiredApprovals }, ct);
+            await ApprovalService.AuditExpiredAsync(audit, request, ct);
         }
 
         var waiting = await db.Executions.Include(e => e.Steps)
@@ -281,11 +289,19 @@ public sealed class ExecutionWorker(
             .Take(100).ToListAsync(ct);
         foreach (var execution in waiting)
         {
-            var records = new[]
+            var before = execution.LastSeq;
+            if (execution.CancelRequested)
             {
-                ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", execution.CurrentStepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now),
-                ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = "portal", input = "timedout" }), now),
-            };
+                // Cancelled while its last step ran: the cancel wins over the timeout.
+                ExecutionService.CancelWhileWaiting(db, execution, execution.CancelRequestedBy ?? "portal", execution.CancelRollback, now);
+            }
+            else
+            {
+                ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", execution.CurrentStepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now);
+                ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = "portal", input = "timedout" }), now);
+            }
+            var records = db.ChangeTracker.Entries<ExecutionEventRecord>().Where(e => e.State == EntityState.Added && e.Entity.ExecutionId == execution.Id && e.Entity.Seq > before)
+                .Select(e => e.Entity).ToList();
             if (!await TrySaveAsync(db, ct))
                 return;
             foreach (var record in records)
@@ -324,11 +340,11 @@ public sealed class ExecutionWorker(
             var execution = await db.Executions.AsNoTracking().Include(e => e.Steps).FirstAsync(e => e.Id == id);
             // The claim checked the gate; this checks again that what was approved is exactly what runs.
             var approval = execution.ApprovalRequestId is { } approvalId ? await db.ApprovalRequests.AsNoTracking().FirstOrDefaultAsync(a => a.Id == approvalId) : null;
-            if (!ApprovalService.Passed(execution, approval))
-                throw new InvalidOperationException("its approval does not match this run (another version or other parameter values); nothing of it ran");
             var version = await db.RunbookVersions.AsNoTracking().FirstAsync(v => v.Id == execution.RunbookVersionId);
             var definition = RunbookValidator.Validate(version.Yaml).Definition
                 ?? throw new InvalidOperationException($"Version {execution.Version} of {execution.RunbookName} no longer validates.");
+            if (!ApprovalService.Passed(execution, approval, definition))
+                throw new InvalidOperationException("it did not pass its approval (none was granted for this run, its version and these values); nothing of it ran");
             var parameters = JsonSerializer.Deserialize<Dictionary<string, string>>(execution.ParametersJson, ExecutionLedger.Json) ?? [];
             if (execution.ProtectedSecrets is { } protectedSecrets)
             {
