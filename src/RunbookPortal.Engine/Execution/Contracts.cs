@@ -111,18 +111,34 @@ public sealed class ExecutionControl : IDisposable
     private readonly CancellationTokenSource _cancel = new();
     private readonly CancellationTokenSource _stop = new();
 
-    public CancellationToken CancelToken => _cancel.Token;
+    public ExecutionControl()
+    {
+        // Taken once: a token stays readable after its source is disposed, the source's Token property does not.
+        CancelToken = _cancel.Token;
+        StopToken = _stop.Token;
+    }
+
+    public CancellationToken CancelToken { get; }
     public bool RollbackOnCancel { get; private set; }
     public string? CancelledBy { get; private set; }
 
     /// <summary>Fires when the node asks the run to stop between steps (<see cref="RequestStop"/>).</summary>
-    public CancellationToken StopToken => _stop.Token;
+    public CancellationToken StopToken { get; }
 
+    private readonly Lock _lock = new();
+    private bool _disposed;
+
+    /// <summary>Cancels the run; once the run has ended (the control is disposed) there is nothing left to cancel.</summary>
     public void Cancel(string by, bool rollback)
     {
-        CancelledBy = by;
-        RollbackOnCancel = rollback;
-        _cancel.Cancel();
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            CancelledBy = by;
+            RollbackOnCancel = rollback;
+            _cancel.Cancel();
+        }
     }
 
     /// <summary>
@@ -130,12 +146,26 @@ public sealed class ExecutionControl : IDisposable
     /// when the grace period ends), no further step starts, a retry pause ends at once, and the run ends
     /// <see cref="ExecutionStatus.Interrupted"/> without rollback at the step to resume from.
     /// </summary>
-    public void RequestStop() => _stop.Cancel();
+    /// <remarks>A node that stops while a run ends may still ask it: a run that has ended ignores it.</remarks>
+    public void RequestStop()
+    {
+        lock (_lock)
+        {
+            if (!_disposed)
+                _stop.Cancel();
+        }
+    }
 
     public void Dispose()
     {
-        _cancel.Dispose();
-        _stop.Dispose();
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+            _cancel.Dispose();
+            _stop.Dispose();
+        }
     }
 }
 

@@ -34,6 +34,9 @@ public sealed class ApprovalComponentTests : PortalBunitContext
         Assert.Equal("1 of 2", cut.Find("[data-testid=approval-count]").TextContent.Trim());
         Assert.Contains("3 h 30 min left", row.TextContent);
         Assert.Contains("op@portal.test", row.TextContent);
+        var values = cut.Find("[data-testid=approval-values]").TextContent;
+        Assert.Contains("environment = production", values);
+        Assert.Contains("db_password = ***", values);
         Assert.Equal($"/approvals/{cut.Instance.Items![0].Id}", cut.Find("[data-testid=approvals-table] tbody a").GetAttribute("href"));
     }
 

@@ -364,6 +364,36 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task AResume_OfARunWhoseVersionWasDeprecated_IsRefused_UnlessAnAdminForcesIt_Audited()
+    {
+        var name = Name("deprecated");
+        await ExecutionApiTests.PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Fails once
+            type: maintenance
+            steps:
+              - id: flaky
+                action: shell
+                run: test -e {{{_markers}}}/fixed
+            """, name);
+        var (op, _, _) = await Portal.CreateUserAsync("operator", "Operator");
+        var id = await ExecutionApiTests.StartAsync(op, name, new { });
+        Assert.Equal("Failed", (await ExecutionApiTests.WaitForEndAsync(op, id)).GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/deprecate", new { comment = "replaced" })).StatusCode);
+        File.WriteAllText(Path.Combine(_markers, "fixed"), "");
+
+        var refused = await op.PostAsJsonAsync($"/api/executions/{id}/resume", new { force = true });
+        Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+        Assert.Contains("Deprecated", await refused.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Conflict, (await Admin.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Admin.PostAsJsonAsync($"/api/executions/{id}/resume", new { force = true })).StatusCode);
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, id)).GetProperty("status").GetString());
+        var audit = await Admin.GetStringAsync("/api/audit?action=execution.resumed-forced");
+        Assert.Contains(id.ToString(), audit);
+    }
+
+    [Fact]
     public async Task ACoAuthorOfARunbookVersion_CannotApproveIt()
     {
         var name = Name("coauthor");
