@@ -83,9 +83,7 @@ public sealed class ApprovalTests(PortalProcess portal, ITestOutputHelper output
         });
         var approver = await approverContext.NewPageAsync();
         await approver.GotoAsync("/account/login");
-        await approver.Locator("#login-email").FillAsync(approverEmail);
-        await approver.Locator("#login-password").FillAsync(approverPassword);
-        await approver.Locator("[data-testid=sign-in]").ClickAsync();
+        await SubmitSignInAsync(approverEmail, approverPassword, approver);
         await Expect(approver).ToHaveURLAsync(Portal.BaseUrl.ToString());
         await approver.GotoAsync("/approvals");
         var approvalsHeading = approver.Locator("h1").Filter(new() { HasText = "Approvals" });
@@ -124,7 +122,7 @@ public sealed class ApprovalTests(PortalProcess portal, ITestOutputHelper output
         await Expect(row).ToContainTextAsync("0 of 1");
         await Expect(approver.Locator("[data-testid=approvals-badge]"), "the navigation counts it").ToHaveTextAsync("1");
         await Expect(approvalsHeading, "the page was not reloaded (the heading keeps its focus)").ToBeFocusedAsync();
-        await Shot(approver, "approval-queue.png");
+        await ScreenshotAsync("approval-queue.png", approver);
         await ExpectAccessibleAsync(approver, "the approval queue");
 
         // ---- The detail: diff against v1 (the last good production run) and the steps as they will run.
@@ -139,7 +137,7 @@ public sealed class ApprovalTests(PortalProcess portal, ITestOutputHelper output
         await Expect(steps).ToContainTextAsync("production");
         await Expect(approver.Locator("[data-testid=approval-request]")).ToContainTextAsync("Release 2.0.0 for the launch");
         await Expect(approver.GetByText("Release notes written", new() { Exact = true }), "the prerequisites are listed").ToBeVisibleAsync();
-        await Shot(approver, "approval-detail.png");
+        await ScreenshotAsync("approval-detail.png", approver);
         await ExpectAccessibleAsync(approver, "the approval detail");
 
         await approver.Locator("textarea[data-testid=decision-comment], [data-testid=decision-comment] textarea").First.FillAsync("Diff reviewed, go");
@@ -251,15 +249,6 @@ public sealed class ApprovalTests(PortalProcess portal, ITestOutputHelper output
             Assert.True(DateTime.UtcNow < deadline, $"execution {id} is {status}, expected {wanted}");
             await Task.Delay(100);
         }
-    }
-
-    private async Task Shot(IPage page, string name)
-    {
-        await page.WaitForFunctionAsync(
-            "() => document.getAnimations().every(a => a.playState !== 'running' || !Number.isFinite(a.effect?.getComputedTiming().endTime ?? Infinity))");
-        var path = Path.Combine(Portal.ScreenshotDirectory, name);
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
-        Output.WriteLine($"Screenshot: {path}");
     }
 
     /// <summary>axe-core on the page's own content: no serious or critical violation.</summary>

@@ -101,11 +101,12 @@ public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output
     }
 
     /// <summary>Fills and submits the sign-in form of the page that is open.</summary>
-    protected async Task SubmitSignInAsync(string email, string password)
+    protected async Task SubmitSignInAsync(string email, string password, IPage? page = null)
     {
-        await Page.Locator("#login-email").FillAsync(email);
-        await Page.Locator("#login-password").FillAsync(password);
-        await Page.Locator("[data-testid=sign-in]").ClickAsync();
+        page ??= Page;
+        await page.Locator("#login-email").FillAsync(email);
+        await page.Locator("#login-password").FillAsync(password);
+        await page.Locator("[data-testid=sign-in]").ClickAsync();
     }
 
     /// <summary>
@@ -165,15 +166,16 @@ public abstract class BrowserTest(PortalProcess portal, ITestOutputHelper output
             .ToBeFocusedAsync();
     }
 
-    /// <summary>Saves a full-page screenshot as tests/RunbookPortal.E2E/screenshots/{name}.</summary>
-    protected async Task ScreenshotAsync(string name)
+    /// <summary>Saves a full-page screenshot of <paramref name="page"/> (default: this test's page) as tests/RunbookPortal.E2E/screenshots/{name}.</summary>
+    protected async Task ScreenshotAsync(string name, IPage? page = null)
     {
+        page ??= Page;
         // Let finite animations end first (a snackbar fading in, the tab slider moving, a ripple), so the picture shows
         // the settled page; endless ones (an indeterminate progress bar, a blinking cursor) are not waited for.
-        await Page.WaitForFunctionAsync(
+        await page.WaitForFunctionAsync(
             "() => document.getAnimations().every(a => a.playState !== 'running' || !Number.isFinite(a.effect?.getComputedTiming().endTime ?? Infinity))");
         var path = Path.Combine(Portal.ScreenshotDirectory, name);
-        await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
         Output.WriteLine($"Screenshot: {path}");
     }
 
