@@ -70,7 +70,7 @@ public sealed class ExecutionApprovalComponentTests : PortalBunitContext
 
         Assert.Equal("Rejected", cut.Find("[data-testid=approval-status]").TextContent.Trim());
         var outcome = cut.Find("[data-testid=approval-outcome]").TextContent;
-        Assert.Contains("Rejected by approver1@portal.test", outcome);
+        Assert.Contains("Rejected by approver1@portal.test (2026-12-02 10:00:00 UTC): “not during the freeze”.", System.Text.RegularExpressions.Regex.Replace(outcome, @"\s+", " "));
         Assert.Contains("not during the freeze", outcome);
         Assert.Empty(cut.FindAll("[data-testid=approval-may-decide]"));
     }
@@ -81,7 +81,20 @@ public sealed class ExecutionApprovalComponentTests : PortalBunitContext
         var cut = Render<ApprovalStatusPanel>(p => p.Add(c => c.Approval, Approval(ApprovalStatus.Expired)));
 
         Assert.Equal("Expired", cut.Find("[data-testid=approval-status]").TextContent.Trim());
-        Assert.Contains("with 1 of 2 approvals", cut.Find("[data-testid=approval-outcome]").TextContent);
+        var outcome = cut.Find("[data-testid=approval-outcome]").TextContent;
+        Assert.Contains("with 1 of 2 approvals", outcome);
+        Assert.Contains("Expired 2026-12-02 13:00:00 UTC", outcome);
+        Assert.DoesNotContain("@", outcome); // Razor text, never its source
+    }
+
+    [Fact]
+    public void ApprovalPanel_AfterApproval_SaysWhenAndWithHowMany()
+    {
+        var cut = Render<ApprovalStatusPanel>(p => p.Add(c => c.Approval, Approval(ApprovalStatus.Approved, approvals: 2)));
+
+        var outcome = cut.Find("[data-testid=approval-outcome]").TextContent;
+        Assert.Contains("Approved 2026-12-02 10:00:00 UTC with 2 of 2 approvals; the run was queued.", System.Text.RegularExpressions.Regex.Replace(outcome, @"\s+", " "));
+        Assert.DoesNotContain("@", outcome);
     }
 
     [Fact]
