@@ -240,6 +240,22 @@ public sealed record StepTemplateValues(
         }
     }
 
+    /// <summary>
+    /// The parameters declared <c>int</c> or <c>bool</c> (their values were checked before the run): only these may stand
+    /// where a shell evaluates a value, such as <c>$(( ))</c>. None when not given.
+    /// </summary>
+    public IReadOnlySet<string> NumericParameters { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>Whether <paramref name="reference"/> is a numeric parameter (<see cref="NumericParameters"/>) whose value is a whole number or true/false.</summary>
+    public bool IsNumeric(TemplateReference reference)
+    {
+        ArgumentNullException.ThrowIfNull(reference);
+        return reference.Kind == TemplateReferenceKind.Parameter
+            && NumericParameters.Contains(reference.ParameterName!)
+            && Parameters.TryGetValue(reference.ParameterName!, out var value)
+            && (ParameterDefinition.TryParseInt(value, out _) || ParameterDefinition.TryParseBool(value, out _));
+    }
+
     /// <summary>Renders <paramref name="text"/> with every template replaced by its value as raw text (never for shell commands).</summary>
     public string Render(string text) => TemplateReferences.Replace(text, Resolve);
 }

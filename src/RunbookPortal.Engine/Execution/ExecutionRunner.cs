@@ -476,7 +476,13 @@ public sealed class ExecutionRunner
             foreach (var (stepId, outputs) in plan.PriorOutputs ?? new Dictionary<string, IReadOnlyDictionary<string, string>>())
                 _outputs[stepId] = outputs;
             _succeeded.AddRange(plan.PriorSucceeded ?? []);
-            Values = new StepTemplateValues(plan.Parameters, _outputs);
+            Values = new StepTemplateValues(plan.Parameters, _outputs)
+            {
+                NumericParameters = plan.Runbook.Parameters
+                    .Where(p => p.Type is ParameterType.Int or ParameterType.Bool)
+                    .Select(p => p.Name)
+                    .ToHashSet(StringComparer.Ordinal),
+            };
         }
 
         public ExecutionPlan Plan { get; }

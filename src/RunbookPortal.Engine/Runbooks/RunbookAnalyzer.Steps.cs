@@ -236,6 +236,8 @@ internal sealed partial class RunbookAnalyzer
                 CheckValidateTemplates(entry.Value, m.PathOf(key), scope);
             else if (!UntemplatedStepKeys.Contains(key))
                 CheckTemplatesDeep(entry.Value, m.PathOf(key), scope);
+            if (action == StepActions.Shell && key == "run" && entry.Value is YScalar run)
+                CheckShellTemplates(run, m.PathOf(key));
         }
 
         StepDefinition? rollback = null;

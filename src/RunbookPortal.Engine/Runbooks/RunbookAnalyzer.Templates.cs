@@ -1,3 +1,5 @@
+using RunbookPortal.Engine.Execution.Steps;
+
 namespace RunbookPortal.Engine.Runbooks;
 
 internal sealed partial class RunbookAnalyzer
@@ -95,6 +97,42 @@ internal sealed partial class RunbookAnalyzer
                         "`{{` is not closed by `}}`, so it stays as written; close it, or write literal braces as `{{ '{{' }}`");
                     break;
             }
+        }
+    }
+
+    /// <summary>
+    /// In a shell command, a template where bash evaluates its value (arithmetic, after a backslash) or mixes it into a
+    /// here-string or here-document must be an int or bool parameter: any other value could be run as code there.
+    /// </summary>
+    private void CheckShellTemplates(YScalar run, LazyPath path)
+    {
+        if (!run.Value.Contains("{{", StringComparison.Ordinal))
+            return;
+        foreach (var (reference, places) in ShellQuoting.Analyze(run.Value))
+        {
+            if (places == TemplatePlaces.None)
+                continue;
+            if ((places & TemplatePlaces.NotExpanded) != 0)
+            {
+                d.Error(Locate(run, reference), path,
+                    $"`{Preview(reference.Text(run.Value), 60)}` stands in a quoted here-document (such as `<<'EOF'`) or in a here-document's delimiter, where bash expands nothing, so the step would fail; write the delimiter without quotes (`<<EOF`), or use the environment variable instead");
+                continue;
+            }
+            ParameterDefinition? parameter = null;
+            if (reference.Kind == TemplateReferenceKind.Parameter && !parameters.TryGetValue(reference.ParameterName!, out parameter))
+                continue; // reported as undeclared
+            if (parameter is { Type: ParameterType.Int or ParameterType.Bool })
+                continue;
+
+            var where = (places & TemplatePlaces.Arithmetic) != 0
+                ? "stands in an arithmetic context (`$(( ))`, `(( ))`, `let`, a `[[ ]]` test such as `-gt`, or an array subscript `a[…]`), where bash evaluates the value as an expression, so a value such as `a[$(rm -rf ~)]` would run a command"
+                : (places & TemplatePlaces.AfterBackslash) != 0
+                    ? "stands right after a backslash, where bash would read the value's first character as escaped rather than as text"
+                    : "stands where bash evaluates its value";
+            var what = parameter is not null
+                ? $"`{parameter.Name}` is a {parameter.TypeName} parameter: declare it `type: int` or `bool` (checked before the run), or use it as a plain word"
+                : "a step output is text that is not checked: pass it on as a plain word instead";
+            d.Error(Locate(run, reference), path, $"`{Preview(reference.Text(run.Value), 60)}` {where}; {what}");
         }
     }
 

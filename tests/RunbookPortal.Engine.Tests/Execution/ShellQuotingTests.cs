@@ -7,7 +7,8 @@ namespace RunbookPortal.Engine.Tests.Execution;
 /// <summary>How a template becomes a variable reference, by the quoting context it stands in.</summary>
 public sealed class ShellQuotingTests
 {
-    private static string Render(string run) => ShellQuoting.RenderScript(run, r => "V_" + (r.ParameterName ?? r.OutputName));
+    /// <summary>Renders with every template taken for a numeric parameter (these tests are about lexing).</summary>
+    private static string Render(string run) => ShellQuoting.RenderScript(run, r => "V_" + (r.ParameterName ?? r.OutputName), _ => true);
 
     [Theory]
     [InlineData("deploy --version {{ v }}", "deploy --version \"${V_v}\"")]

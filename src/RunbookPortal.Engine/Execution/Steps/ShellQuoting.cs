@@ -36,8 +36,13 @@ public static class ShellQuoting
     /// The script for <paramref name="run"/>: parameter and step-output templates become references to the variable
     /// <paramref name="variableFor"/> names; literal templates (<c>{{ '…' }}</c>) become their text.
     /// </summary>
-    /// <exception cref="StepTemplateException">A template stands where no expansion happens (a quoted here-document).</exception>
-    public static string RenderScript(string run, Func<TemplateReference, string> variableFor)
+    /// <remarks>
+    /// Where bash evaluates a value (an arithmetic context, after a backslash) only a template <paramref name="isNumeric"/>
+    /// answers <c>true</c> for may stand; without <paramref name="isNumeric"/> no template may stand there.
+    /// </remarks>
+    /// <exception cref="StepTemplateException">A template stands where no expansion happens (a quoted here-document),
+    /// where bash would evaluate a value that is not numeric, or the script could not be rendered template for template.</exception>
+    public static string RenderScript(string run, Func<TemplateReference, string> variableFor, Func<TemplateReference, bool>? isNumeric = null)
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentNullException.ThrowIfNull(variableFor);
@@ -51,7 +56,39 @@ public static class ShellQuoting
             references.Add(reference);
             return Slot.ToString();
         });
-        return references.Count == 0 ? text : new Lexer(text, references, variableFor).Render();
+        if (references.Count == 0)
+            return text;
+        var script = new Lexer(text, references, variableFor, isNumeric ?? (_ => false), null).Render();
+        return script;
+    }
+
+    /// <summary>
+    /// Where each parameter and step-output template of <paramref name="run"/> stands, as far as bash is concerned
+    /// (for the validator). A script the renderer would refuse for its structure answers the templates before that point.
+    /// </summary>
+    internal static IReadOnlyList<(TemplateReference Reference, TemplatePlaces Places)> Analyze(string run)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var found = new List<(TemplateReference, TemplatePlaces)>();
+        if (run.Contains(Slot, StringComparison.Ordinal))
+            return found;
+        var references = new List<TemplateReference>();
+        var text = TemplateReferences.Replace(run, reference =>
+        {
+            references.Add(reference);
+            return Slot.ToString();
+        });
+        if (references.Count == 0)
+            return found;
+        try
+        {
+            new Lexer(text, references, _ => "V", _ => true, (reference, places) => found.Add((reference, places))).Render();
+        }
+        catch (StepTemplateException)
+        {
+            // Refused at run time with its own message.
+        }
+        return found;
     }
 
     /// <summary>What a person reads for the script (a dry run): each template replaced by its value as a quoted word.</summary>
@@ -72,16 +109,35 @@ public static class ShellQuoting
         Comment,
     }
 
+    /// <param name="Arithmetic">Bash evaluates what stands here as an arithmetic expression: <c>$(( ))</c>, <c>(( ))</c>,
+    /// an array subscript, or a double-quoted or <c>${ }</c> part of one.</param>
     private sealed record Frame(Context Context, char Closer, bool Arithmetic = false)
     {
         /// <summary>Open parentheses inside a <c>$( )</c> frame.</summary>
         public int Depth { get; set; }
+
+        /// <summary>In the arguments of <c>let</c> (until the end of the command): arithmetic.</summary>
+        public bool Let { get; set; }
+
+        /// <summary>Inside <c>[[ … ]]</c>, where the operands of <c>-eq</c>, <c>-lt</c>, … and of <c>-v</c> are evaluated.</summary>
+        public bool Conditional { get; set; }
+
+        /// <summary>An array subscript <c>name[…]</c>.</summary>
+        public bool Subscript => Closer == ']';
     }
 
     private sealed record PendingHeredoc(string Delimiter, bool Quoted, bool StripTabs);
 
-    private sealed class Lexer(string text, List<TemplateReference> references, Func<TemplateReference, string> variableFor)
+    private sealed class Lexer(
+        string text,
+        List<TemplateReference> references,
+        Func<TemplateReference, string> variableFor,
+        Func<TemplateReference, bool> isNumeric,
+        Action<TemplateReference, TemplatePlaces>? observe)
     {
+        private static readonly string[] ArithmeticTestOperators = ["-eq", "-ne", "-lt", "-le", "-gt", "-ge", "-v"];
+        private static readonly string[] CommandKeywords = ["if", "then", "elif", "else", "while", "until", "do", "for", "!", "{", "time"];
+
         private readonly StringBuilder _out = new(text.Length + references.Count * 24);
         private readonly Stack<Frame> _frames = new([new Frame(Context.Unquoted, '\0')]);
         private readonly Queue<PendingHeredoc> _heredocs = new();
@@ -95,13 +151,17 @@ public static class ShellQuoting
                 var c = text[_position];
                 if (c == Slot)
                 {
-                    EmitSlot(_frames.Peek().Context switch
+                    var frame = _frames.Peek();
+                    var places = TemplatePlaces.None;
+                    if (frame.Arithmetic || frame.Let || (frame.Conditional && NextToArithmeticOperator()))
+                        places |= TemplatePlaces.Arithmetic;
+                    EmitSlot(frame.Context switch
                     {
                         Context.Unquoted => "\"${0}\"",
                         Context.DoubleQuoted or Context.Comment => "${0}",
                         Context.SingleQuoted => "'\"${0}\"'",
                         _ => "'\"${0}\"$'", // ANSI-C quotes
-                    });
+                    }, places);
                     continue;
                 }
                 switch (_frames.Peek().Context)
@@ -118,14 +178,98 @@ public static class ShellQuoting
                         break;
                 }
             }
+            // Every template must have become its own reference: one that did not would shift the later ones.
+            if (_slot != references.Count || _out.ToString().Contains(Slot, StringComparison.Ordinal))
+            {
+                throw new StepTemplateException(
+                    $"the command could not be rendered template for template ({_slot} of {references.Count} templates placed); " +
+                    "rewrite it, or use the environment variables of the templates");
+            }
             return _out.ToString();
         }
 
-        private void EmitSlot(string pattern)
+        /// <summary>Writes the reference for the template at the current position (the slot character) and steps over it.</summary>
+        private void EmitSlot(string pattern, TemplatePlaces places = TemplatePlaces.None)
         {
-            var reference = references[_slot++];
+            var reference = references[_slot];
+            observe?.Invoke(reference, places);
+            if ((places & (TemplatePlaces.Arithmetic | TemplatePlaces.AfterBackslash)) != 0 && !isNumeric(reference))
+            {
+                var where = (places & TemplatePlaces.Arithmetic) != 0 ? "in an arithmetic context" : "after a backslash";
+                throw new StepTemplateException(
+                    $"{{{{ {reference.Expression} }}}} stands {where}, where bash would evaluate its value; only an int or bool parameter can be used there");
+            }
+            _slot++;
             _out.Append(pattern.Replace("{0}", "{" + variableFor(reference) + "}", StringComparison.Ordinal));
             _position++;
+        }
+
+        /// <summary>
+        /// A backslash before a template: bash would escape the value's first character. Only a number or
+        /// true/false may stand there (escaping one of their characters changes nothing), so this is the reference alone —
+        /// after a literal backslash inside double quotes or a here-document, where bash keeps it.
+        /// </summary>
+        private void EmitEscapedSlot(string pattern)
+        {
+            _position++; // the backslash
+            EmitSlot(pattern, TemplatePlaces.AfterBackslash);
+        }
+
+        /// <summary>Whether the word the template is in is an operand of <c>-eq</c>…<c>-ge</c> or <c>-v</c> (inside <c>[[ ]]</c>).</summary>
+        private bool NextToArithmeticOperator()
+        {
+            var end = _position;
+            while (end < text.Length && !char.IsWhiteSpace(text[end]))
+                end++;
+            while (end < text.Length && char.IsWhiteSpace(text[end]))
+                end++;
+            var after = end;
+            while (after < text.Length && !char.IsWhiteSpace(text[after]))
+                after++;
+            var start = _position;
+            while (start > 0 && !char.IsWhiteSpace(text[start - 1]))
+                start--;
+            while (start > 0 && char.IsWhiteSpace(text[start - 1]))
+                start--;
+            var before = start;
+            while (before > 0 && !char.IsWhiteSpace(text[before - 1]))
+                before--;
+            var next = text[end..after];
+            var previous = text[before..start];
+            return (ArithmeticTestOperators.Contains(next) && next != "-v") || ArithmeticTestOperators.Contains(previous);
+        }
+
+        /// <summary>Whether the current position starts a command (where <c>((</c>, <c>[[</c> and <c>let</c> mean what they mean).</summary>
+        private bool AtCommandStart()
+        {
+            var end = _out.Length;
+            while (end > 0 && _out[end - 1] is ' ' or '\t')
+                end--;
+            if (end == 0)
+                return true;
+            var previous = _out[end - 1];
+            if (previous is ';' or '&' or '|' or '(' or '\n' or '`')
+                return true;
+            var start = end;
+            while (start > 0 && !char.IsWhiteSpace(_out[start - 1]))
+                start--;
+            var word = _out.ToString(start, end - start);
+            return CommandKeywords.Contains(word) && (start == 0 || AtCommandStartBefore(start));
+        }
+
+        private bool AtCommandStartBefore(int end)
+        {
+            while (end > 0 && _out[end - 1] is ' ' or '\t')
+                end--;
+            return end == 0 || _out[end - 1] is ';' or '&' or '|' or '(' or '\n' or '`' or '!' or '{' || char.IsLetter(_out[end - 1]);
+        }
+
+        private bool WordFollows(string word)
+        {
+            if (string.CompareOrdinal(text, _position, word, 0, word.Length) != 0)
+                return false;
+            var after = _position + word.Length;
+            return after < text.Length && text[after] is ' ' or '\t';
         }
 
         private void Copy(int count)
@@ -137,10 +281,19 @@ public static class ShellQuoting
 
         private char Next(int offset = 1) => _position + offset < text.Length ? text[_position + offset] : '\0';
 
+        /// <summary>A quote or <c>${ }</c>: what the parent evaluates, it evaluates too.</summary>
         private void Push(Context context, char closer, int length)
         {
             Copy(length);
-            _frames.Push(new Frame(context, closer));
+            var parent = _frames.Peek();
+            _frames.Push(new Frame(context, closer, parent.Arithmetic || parent.Let) { Conditional = parent.Conditional });
+        }
+
+        /// <summary>A command substitution (<c>$( )</c>, backticks): commands again, nothing evaluated.</summary>
+        private void PushCommands(char closer, int length, bool arithmetic = false)
+        {
+            Copy(length);
+            _frames.Push(new Frame(Context.Unquoted, closer, arithmetic));
         }
 
         private void Unquoted(char c)
@@ -148,12 +301,28 @@ public static class ShellQuoting
             var frame = _frames.Peek();
             switch (c)
             {
+                case '\\' when Next() == Slot: EmitEscapedSlot("\"${0}\""); return;
                 case '\\': Copy(2); return;
                 case '\'': Push(Context.SingleQuoted, '\'', 1); return;
                 case '"': Push(Context.DoubleQuoted, '"', 1); return;
                 case '`' when frame.Closer == '`': Copy(1); _frames.Pop(); return;
-                case '`': Push(Context.Unquoted, '`', 1); return;
+                case '`': PushCommands('`', 1); return;
                 case '$': Dollar(); return;
+                case ']' when frame.Subscript: Copy(1); _frames.Pop(); return;
+                case '\n' or ';' when frame.Subscript: _frames.Pop(); return; // not a subscript after all
+                case '[' when _out.Length > 0 && (char.IsAsciiLetterOrDigit(_out[^1]) || _out[^1] == '_'):
+                    // name[subscript]: an indexed array's subscript is evaluated (a[$(cmd)] runs cmd).
+                    Copy(1);
+                    _frames.Push(new Frame(Context.Unquoted, ']', Arithmetic: true));
+                    return;
+                case '[' when Next() == '[' && Next(2) is ' ' or '\t' or '\n' && AtCommandStart(): Copy(2); frame.Conditional = true; return;
+                case ']' when frame.Conditional && Next() == ']' && AtWordStart(): Copy(2); frame.Conditional = false; return;
+                case '(' when Next() == '(' && AtCommandStart():
+                    // (( expression )): a command that is arithmetic.
+                    PushCommands(')', 1, arithmetic: true);
+                    return;
+                case 'l' when !frame.Let && WordFollows("let") && AtCommandStart(): frame.Let = true; Copy(3); return;
+                case ';' or '&' or '|' when frame.Let: frame.Let = false; Copy(1); return;
                 case '(' when frame.Closer == ')': frame.Depth++; Copy(1); return;
                 case ')' when frame.Closer == ')':
                     Copy(1);
@@ -164,8 +333,10 @@ public static class ShellQuoting
                     return;
                 case '}' when frame.Closer == '}': Copy(1); _frames.Pop(); return;
                 case '#' when AtWordStart(): _frames.Push(new Frame(Context.Comment, '\n')); Copy(1); return;
-                case '<' when Next() == '<' && Next(2) != '<' && !frame.Arithmetic: Heredoc(); return;
+                case '<' when Next() == '<' && Next(2) == '<' && !frame.Arithmetic: HereString(); return;
+                case '<' when Next() == '<' && !frame.Arithmetic: Heredoc(); return;
                 case '\n':
+                    frame.Let = false;
                     Copy(1);
                     while (_heredocs.Count > 0)
                         HeredocBody(_heredocs.Dequeue());
@@ -178,9 +349,10 @@ public static class ShellQuoting
         {
             switch (c)
             {
+                case '\\' when Next() == Slot: EmitEscapedSlot("\\\\${0}"); return;
                 case '\\': Copy(2); return;
                 case '"': Copy(1); _frames.Pop(); return;
-                case '`': Push(Context.Unquoted, '`', 1); return;
+                case '`': PushCommands('`', 1); return;
                 case '$' when Next() is '(' or '{': Dollar(); return;
                 default: Copy(1); return;
             }
@@ -190,6 +362,11 @@ public static class ShellQuoting
         {
             if (c == '\\')
             {
+                if (Next() == Slot)
+                {
+                    throw new StepTemplateException(
+                        $"{{{{ {references[_slot].Expression} }}}} stands after a backslash in $'…', where bash would read its value as an escape; remove the backslash");
+                }
                 Copy(2);
                 return;
             }
@@ -203,9 +380,7 @@ public static class ShellQuoting
             switch (Next())
             {
                 case '(':
-                    var arithmetic = Next(2) == '(';
-                    Copy(2);
-                    _frames.Push(new Frame(Context.Unquoted, ')', arithmetic));
+                    PushCommands(')', 2, arithmetic: Next(2) == '(');
                     return;
                 case '{': Push(Context.Unquoted, '}', 2); return;
                 case '\'': Push(Context.AnsiC, '\'', 2); return;
@@ -241,6 +416,12 @@ public static class ShellQuoting
                 var c = text[_position];
                 if (char.IsWhiteSpace(c) || c is ';' or '&' or '|' or '(' or ')' or '<' or '>')
                     break;
+                if (c == Slot || (c is '\'' or '"' or '\\' && text.IndexOf(Slot, _position) is var slot && slot >= 0 && slot <= WordEnd(_position)))
+                {
+                    observe?.Invoke(references[_slot], TemplatePlaces.NotExpanded);
+                    throw new StepTemplateException(
+                        $"{{{{ {references[_slot].Expression} }}}} stands in a here-document's delimiter (<<), which is never expanded; write the delimiter as plain text");
+                }
                 if (c is '\'' or '"')
                 {
                     quoted = true;
@@ -265,6 +446,31 @@ public static class ShellQuoting
                 _heredocs.Enqueue(new PendingHeredoc(delimiter.ToString(), quoted, stripTabs));
         }
 
+        /// <summary><c>&lt;&lt;&lt; word</c>: a here-string, not a here-document; its word is lexed as any other (and expands to the value).</summary>
+        private void HereString() => Copy(3);
+
+        /// <summary>Where the shell word starting at <paramref name="start"/> ends (quotes and escapes skipped over).</summary>
+        private int WordEnd(int start)
+        {
+            var i = start;
+            while (i < text.Length)
+            {
+                var c = text[i];
+                if (char.IsWhiteSpace(c) || c is ';' or '&' or '|' or '(' or ')' or '<' or '>')
+                    break;
+                if (c is '\'' or '"')
+                {
+                    var close = i + 1;
+                    while (close < text.Length && text[close] != c)
+                        close += c == '"' && text[close] == '\\' ? 2 : 1;
+                    i = Math.Min(close + 1, text.Length);
+                    continue;
+                }
+                i += c == '\\' ? 2 : 1;
+            }
+            return Math.Min(i, text.Length);
+        }
+
         /// <summary>Copies the body lines up to and including the delimiter line.</summary>
         private void HeredocBody(PendingHeredoc heredoc)
         {
@@ -276,9 +482,23 @@ public static class ShellQuoting
                 var isDelimiter = (heredoc.StripTabs ? line.TrimStart('\t') : line).SequenceEqual(heredoc.Delimiter);
                 while (_position < lineEnd)
                 {
+                    if (!heredoc.Quoted && text[_position] == '\\' && _position + 1 < lineEnd)
+                    {
+                        if (text[_position + 1] == Slot)
+                            EmitEscapedSlot("\\\\${0}");
+                        else
+                            Copy(2);
+                        continue;
+                    }
                     if (text[_position] != Slot)
                     {
                         Copy(1);
+                        continue;
+                    }
+                    if (heredoc.Quoted && observe is not null)
+                    {
+                        observe(references[_slot++], TemplatePlaces.NotExpanded);
+                        _position++;
                         continue;
                     }
                     if (heredoc.Quoted)
@@ -295,4 +515,17 @@ public static class ShellQuoting
             }
         }
     }
+}
+
+/// <summary>Where bash reads a template's value other than as plain text (see <see cref="ShellQuoting.Analyze"/>).</summary>
+[Flags]
+internal enum TemplatePlaces
+{
+    None = 0,
+    /// <summary>Right after a backslash, which would escape the value's first character.</summary>
+    AfterBackslash = 1,
+    /// <summary>Evaluated as an arithmetic expression: <c>$(( ))</c>, <c>(( ))</c>, <c>let</c>, <c>[[ … -gt … ]]</c>, <c>a[…]</c>.</summary>
+    Arithmetic = 2,
+    /// <summary>Never expanded: in a quoted here-document (<c>&lt;&lt;'EOF'</c>) or a here-document's delimiter; refused at run time.</summary>
+    NotExpanded = 4,
 }

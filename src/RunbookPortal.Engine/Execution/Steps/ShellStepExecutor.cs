@@ -65,7 +65,7 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
         try
         {
             shared = TemplateVariables(context.Values, out var variableFor);
-            script = ShellQuoting.RenderScript(shell.Run, variableFor);
+            script = ShellQuoting.RenderScript(shell.Run, variableFor, context.Values.IsNumeric);
             workingDirectory = WorkingDirectory(context, shell);
             foreach (var (name, value) in shell.Env)
             {
