@@ -24,6 +24,12 @@ public sealed record ParameterDefinition(
     /// <summary>The YAML spelling of <see cref="Type"/>.</summary>
     public string TypeName => ParameterTypes.NameOf(Type);
 
+    /// <summary><c>multiline: true</c>: a string value may contain newlines (never other control characters).</summary>
+    public bool Multiline { get; init; }
+
+    /// <summary><c>allow_leading_dash: true</c>: a string value may start with <c>-</c> (by default refused, so no value becomes an option).</summary>
+    public bool AllowLeadingDash { get; init; }
+
     /// <summary>
     /// Checks a value against this declaration. Answers <c>null</c> when the value fits, else a problem
     /// that completes a sentence about the value ("is not a whole number"). The message never repeats the
@@ -53,6 +59,12 @@ public sealed record ParameterDefinition(
                     return $"is not one of the allowed values ({string.Join(", ", Allowed)})";
                 return null;
             default:
+                if (Type == ParameterType.String && value.FirstOrDefault(c => char.IsControl(c) && !(c == '\n' && Multiline)) is var control and not '\0')
+                    return control == '\n'
+                        ? "contains a newline, which this parameter does not allow (the runbook may declare it `multiline: true`)"
+                        : "contains a control character (such as a tab, carriage return or escape), which no string value may";
+                if (Type == ParameterType.String && value.StartsWith('-') && !AllowLeadingDash)
+                    return "starts with '-', so a command could take it for an option (the runbook may declare the parameter `allow_leading_dash: true`)";
                 if (Allowed is not null && !Allowed.Contains(value, StringComparer.Ordinal))
                     return Type == ParameterType.Secret
                         ? "is not one of the allowed values"

@@ -10,7 +10,7 @@ internal sealed partial class RunbookAnalyzer
         "apiVersion", "name", "title", "description", "type", "tags", "owner", "prerequisites",
         "parameters", "approval", "concurrency", "steps");
 
-    private static readonly KeySet ParameterKeys = new("type", "required", "default", "allowed", "pattern", "min", "max", "description");
+    private static readonly KeySet ParameterKeys = new("type", "required", "default", "allowed", "pattern", "min", "max", "description", "multiline", "allow_leading_dash");
     private static readonly KeySet ApprovalKeys = new("required_approvals", "approver_role", "when", "expires_after");
     private static readonly KeySet ConcurrencyKeys = new("key", "limit");
 
@@ -199,9 +199,21 @@ internal sealed partial class RunbookAnalyzer
             (min, max) = (null, null);
         }
 
+        var multiline = Boolean(m, "multiline") ?? false;
+        var allowLeadingDash = Boolean(m, "allow_leading_dash") ?? false;
+        foreach (var flag in new[] { "multiline", "allow_leading_dash" })
+        {
+            if (m[flag] is { } flagNode && typeIsValid && type != ParameterType.String)
+                d.Error(flagNode, m.PathOf(flag), $"`{flag}` applies to string parameters only, and `{name}` is {ParameterTypes.NameOf(type)}");
+        }
+
         // Allowed values: checked against the type, pattern and bounds like any value.
         List<string>? allowed = null;
-        var shape = new ParameterDefinition(name, typeIsValid ? type : ParameterType.String, required, null, null, pattern, min, max, description);
+        var shape = new ParameterDefinition(name, typeIsValid ? type : ParameterType.String, required, null, null, pattern, min, max, description)
+        {
+            Multiline = multiline && type == ParameterType.String,
+            AllowLeadingDash = allowLeadingDash && type == ParameterType.String,
+        };
         if (m["allowed"] is { } allowedNode)
         {
             if (allowedNode is YSeq { Items.Count: 0 })

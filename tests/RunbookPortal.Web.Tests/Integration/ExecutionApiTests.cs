@@ -161,6 +161,36 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
     }
 
     [Fact]
+    public async Task NewlinesAndLeadingDashes_OnlyWhereTheRunbookAllowsThem_AndThenStillInert()
+    {
+        var name = Name("flags");
+        var marker = Path.Combine(Path.GetTempPath(), $"rbp-pwned-{Guid.NewGuid():N}");
+        await PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Free text
+            type: maintenance
+            parameters:
+              note: { type: string, required: true, multiline: true, allow_leading_dash: true }
+            steps:
+              - id: echo
+                action: shell
+                run: printf '[%s]\n' {{ note }}
+            """, name);
+        foreach (var value in new[] { $"line one\ntouch {marker}", "--version" })
+        {
+            var id = await StartAsync(Admin, name, new { note = value });
+            Assert.Equal("Succeeded", (await WaitForEndAsync(Admin, id)).GetProperty("status").GetString());
+            var output = string.Join("\n", (await EventsAsync(Admin, id)).Where(e => e.GetProperty("kind").GetString() == "step_output")
+                .Select(e => e.GetProperty("data").GetProperty("text").GetString()));
+            Assert.Contains("[" + value.Split('\n')[0], output); // one argument, printed back
+            Assert.False(File.Exists(marker), $"the value {value} ran as code");
+        }
+        var tab = await Admin.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { note = "a\tb" } });
+        Assert.Equal(HttpStatusCode.BadRequest, tab.StatusCode); // multiline allows newlines, never other control characters
+    }
+
+    [Fact]
     public async Task ParameterValues_NeverBecomeCode_AndSecretsNeverLeak()
     {
         var name = Name("inject");
@@ -181,7 +211,17 @@ public abstract class ExecutionApiTests(PortalFixture fixture)
                 run: printf '[%s]\n' {{ target }}; echo "pw={{ password }}"
             """, name);
 
-        foreach (var value in new[] { $"x; touch {marker}", $"$(touch {marker})", $"`touch {marker}`", $"a\ntouch {marker}", "--flag" })
+        // A newline or a leading dash is refused as a value of a plain string (400 naming the field), before anything runs.
+        foreach (var refusedValue in new[] { $"a\ntouch {marker}", "--flag", "tab\there", "esc\u001b[31m" })
+        {
+            var refused = await Admin.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { target = refusedValue, password = secret } });
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            var problem = await refused.Content.ReadAsStringAsync();
+            Assert.Contains("parameters.target", problem);
+            Assert.DoesNotContain(secret, problem);
+        }
+
+        foreach (var value in new[] { $"x; touch {marker}", $"$(touch {marker})", $"`touch {marker}`" })
         {
             var id = await StartAsync(Admin, name, new { target = value, password = secret });
             var done = await WaitForEndAsync(Admin, id);
