@@ -1,3 +1,5 @@
+using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace RunbookPortal.Engine.Execution;
@@ -5,7 +7,8 @@ namespace RunbookPortal.Engine.Execution;
 /// <summary>
 /// Replaces every secret value in a text by <c>***</c>. The longest secret is masked first, so a secret that
 /// contains another is masked whole. The forms a value takes on its way out are masked too: URL-encoded,
-/// JSON-escaped, and each line of a multi-line secret (output is recorded line by line).
+/// JSON-escaped (both ways JSON writers escape), as it stands inside single quotes, base64, each line of a multi-line
+/// secret (output is recorded line by line), and its first 8 or more characters where a preview was cut off.
 /// </summary>
 public sealed class SecretMasker
 {
@@ -15,6 +18,13 @@ public sealed class SecretMasker
     private const int MinimumLineLength = 4;
 
     private readonly string[] _secrets;
+    private readonly List<string> _originals = [];
+
+    /// <summary>The shortest start of a secret that is masked where a preview was cut off (<c>…</c>).</summary>
+    private const int MinimumCutPrefix = 8;
+
+    /// <summary>What a cut-off preview ends with (the validate messages' 200-character previews).</summary>
+    private const char Ellipsis = '…';
 
     public SecretMasker(IEnumerable<string> secrets)
     {
@@ -27,6 +37,10 @@ public sealed class SecretMasker
             forms.Add(secret);
             forms.Add(Uri.EscapeDataString(secret));
             forms.Add(JsonEncodedText.Encode(secret).Value);
+            forms.Add(JsonEncodedText.Encode(secret, JavaScriptEncoder.UnsafeRelaxedJsonEscaping).Value); // "a\"b", as most tools write JSON
+            forms.Add(secret.Replace("'", @"'\''", StringComparison.Ordinal)); // inside single quotes, as the dry run shows a command
+            forms.Add(Convert.ToBase64String(Encoding.UTF8.GetBytes(secret)));
+            _originals.Add(secret);
             foreach (var line in secret.Split('\n'))
             {
                 var trimmed = line.TrimEnd('\r');
@@ -60,6 +74,26 @@ public sealed class SecretMasker
         {
             if (text.Contains(secret, StringComparison.Ordinal))
                 text = text.Replace(secret, Mask, StringComparison.Ordinal);
+        }
+        return text.Contains(Ellipsis, StringComparison.Ordinal) ? MaskCutPrefixes(text) : text;
+    }
+
+    /// <summary>A preview cut in the middle of a secret ends with its first characters and then <c>…</c>: those go too.</summary>
+    private string MaskCutPrefixes(string text)
+    {
+        for (var at = text.IndexOf(Ellipsis, StringComparison.Ordinal); at >= 0; at = text.IndexOf(Ellipsis, at + 1))
+        {
+            foreach (var secret in _originals)
+            {
+                for (var length = Math.Min(secret.Length - 1, at); length >= MinimumCutPrefix; length--)
+                {
+                    if (string.CompareOrdinal(text, at - length, secret, 0, length) != 0)
+                        continue;
+                    text = string.Concat(text.AsSpan(0, at - length), Mask, text.AsSpan(at));
+                    at = at - length + Mask.Length;
+                    break;
+                }
+            }
         }
         return text;
     }

@@ -65,6 +65,62 @@ public sealed class SecretMaskingTests : ScratchFolder
     }
 
     [Fact]
+    public void Masker_MasksTheFormsAStepCanWriteASecretIn_AndACutPreviewsStart()
+    {
+        const string secret = "it's a \"quoted\" Secret-9";
+        var masker = new SecretMasker([secret]);
+
+        Assert.Equal("json: {\"pw\":\"***\"}", masker.Apply("json: {\"pw\":\"" + JsonSerializer.Serialize(secret, new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping })[1..^1] + "\"}"));
+        Assert.Equal("escaped: ***", masker.Apply("escaped: " + JsonSerializer.Serialize(secret)[1..^1]));
+        Assert.Equal("quoted: '***'", masker.Apply("quoted: '" + secret.Replace("'", @"'\''", StringComparison.Ordinal) + "'"));
+        Assert.Equal("b64: ***", masker.Apply("b64: " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(secret))));
+        Assert.Equal("url: ***", masker.Apply("url: " + Uri.EscapeDataString(secret)));
+        // A 200-character preview cut inside the secret: its first characters before the ellipsis go too…
+        Assert.Equal("output is \"xx ***…\", and validate expects", masker.Apply("output is \"xx " + secret[..9] + "…\", and validate expects"));
+        // …but not a few characters that merely start like it, nor text without a cut.
+        Assert.Equal("it's a …", masker.Apply("it's a …"));
+        Assert.Equal("it's a \"quot", masker.Apply("it's a \"quot"));
+    }
+
+    [Fact]
+    public async Task ADryRun_OfASecretWithAQuote_ShowsItMasked()
+    {
+        const string secret = "o'brien-S3cret";
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var runbook = Engine.Runbook("""
+            - id: login
+              action: shell
+              run: login --password {{ token }}
+            """, "token: { type: secret }");
+        await Engine.Runner(Folder).RunAsync(Engine.Plan(runbook, new Dictionary<string, string> { ["token"] = secret }, dryRun: true), log, control, CancellationToken.None)
+            .WaitAsync(EventLog.Patience);
+        var shown = log.All<StepSkipped>().Single().Reason;
+        Assert.Contains("login --password '***'", shown, StringComparison.Ordinal);
+        Assert.DoesNotContain("brien", shown, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AValidateMessage_ThatCutsTheOutputInsideASecret_ShowsNoPartOfIt()
+    {
+        var secret = "Zq9-" + new string('k', 40);
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        // 190 characters of output, then the secret: the 200-character preview ends 10 characters into it.
+        var runbook = Engine.Runbook("""
+            - id: check
+              action: shell
+              run: printf '{"a":"%s%s"}' "$(printf 'x%.0s' $(seq 1 190))" {{ token }}
+              validate: { json: { path: "$.a", equals: nope } }
+            """, "token: { type: secret }");
+        await Engine.Runner(Folder).RunAsync(Engine.Plan(runbook, new Dictionary<string, string> { ["token"] = secret }), log, control, CancellationToken.None)
+            .WaitAsync(EventLog.Patience);
+        var reason = log.All<StepFailed>().Single().Reason;
+        Assert.Contains("***…", reason, StringComparison.Ordinal); // the preview was cut inside the secret, and that start is masked
+        Assert.DoesNotContain(secret[..8], reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Masker_MasksTheLongestSecretFirst_AndIgnoresEmptyValues()
     {
         var masker = new SecretMasker(["abc", "", "abcdef"]);
