@@ -269,11 +269,7 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
         if (scope == ApprovalScope.Requested)
             query = query.Where(a => a.RequestedBy == actor);
         if (scope == ApprovalScope.Mine)
-        {
-            var roles = (await db.RolesOfAsync(actor, ct)).ToList();
-            query = query.Where(a => a.Status == ApprovalStatus.Pending && roles.Contains(a.ApproverRole) && a.RequestedBy != actor
-                                     && !a.Decisions.Any(d => d.By == actor));
-        }
+            query = WaitingFor(query, actor, (await db.RolesOfAsync(actor, ct)).ToList());
         var rows = await query.OrderByDescending(a => a.RequestedAt).Take(Math.Clamp(take, 1, 500)).ToListAsync(ct);
         var ids = rows.Select(r => r.ExecutionId).ToList();
         var parameters = await db.Executions.AsNoTracking().Where(e => ids.Contains(e.Id)).Select(e => new { e.Id, e.ParametersJson }).ToDictionaryAsync(e => e.Id, e => e.ParametersJson, ct);
@@ -284,11 +280,16 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
     public async Task<int> CountMineAsync(string actor, CancellationToken ct = default)
     {
         var roles = (await db.RolesOfAsync(actor, ct)).ToList();
-        if (roles.Count == 0)
-            return 0;
-        return await db.ApprovalRequests.CountAsync(a => a.Status == ApprovalStatus.Pending && roles.Contains(a.ApproverRole) && a.RequestedBy != actor
-                                                        && !a.Decisions.Any(d => d.By == actor), ct);
+        return roles.Count == 0 ? 0 : await WaitingFor(db.ApprovalRequests, actor, roles).CountAsync(ct);
     }
+
+    /// <summary>The pending requests <paramref name="actor"/> may decide: they hold the role, did not request it, have not decided.</summary>
+    private static IQueryable<ApprovalRequest> WaitingFor(IQueryable<ApprovalRequest> requests, string actor, List<string> roles) =>
+        requests.Where(a => a.Status == ApprovalStatus.Pending && roles.Contains(a.ApproverRole) && a.RequestedBy != actor && !a.Decisions.Any(d => d.By == actor));
+
+    /// <summary>Who may decide on <paramref name="request"/>: the enabled holders of its role, but not its requester.</summary>
+    public async Task<List<string>> MayDecideAsync(ApprovalView request, CancellationToken ct = default) =>
+        (await db.HoldersOfAsync(request.ApproverRole, ct)).Where(e => !string.Equals(e, request.RequestedBy, StringComparison.OrdinalIgnoreCase)).ToList();
 
     public async Task<ApprovalView?> GetAsync(Guid id, CancellationToken ct = default)
     {
@@ -337,9 +338,8 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
         var steps = definition is null
             ? []
             : runner.Preview(new ExecutionPlan(request.ExecutionId, definition, request.Parameters, DryRun: true));
-        var mayDecide = (await db.HoldersOfAsync(request.ApproverRole, ct))
-            .Where(e => !string.Equals(e, request.RequestedBy, StringComparison.OrdinalIgnoreCase)).ToList();
-        return new ApprovalDetail(request, yaml, match?.Version, baseYaml, steps, definition?.Prerequisites ?? [], definition?.Title ?? request.Runbook, mayDecide);
+        return new ApprovalDetail(request, yaml, match?.Version, baseYaml, steps, definition?.Prerequisites ?? [], definition?.Title ?? request.Runbook,
+            await MayDecideAsync(request, ct));
     }
 
     private static ApprovalView ToView(ApprovalRequest r, string? parametersJson)
