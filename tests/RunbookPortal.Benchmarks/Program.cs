@@ -7,7 +7,6 @@ var benchmarks = new Dictionary<string, (string Description, Func<string[], int>
     ["validate"] = ("validate a realistic 500-step runbook (goal: < 50 ms)", ValidateBenchmark.Run),
     ["engine-host"] = ("queued → first step latency and 200 concurrent executions in the real host (add 'postgres' for PostgreSQL)", EngineHostBenchmark.Run),
     ["catalog-search"] = ("search a catalog of 10,000 runbooks on PostgreSQL (goal: < 100 ms server time)", CatalogSearchBenchmark.Run),
-    ["engine-shell"] = ("100 trivial shell steps through the engine vs. bash -e running them (goal: ≤ 1.5×)", EngineShellBenchmark.Run),
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))

@@ -31,6 +31,8 @@ public enum StepStatus
     Retrying,
     RolledBack,
     RollbackFailed,
+    /// <summary>Stopped by an operator's cancel while it ran (or waited to retry).</summary>
+    Cancelled,
 }
 
 /// <summary>
@@ -110,12 +112,35 @@ public sealed class ExecutionControl : IDisposable
 {
     private readonly CancellationTokenSource _cancel = new();
     private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _stopRollback = new();
 
     public ExecutionControl()
     {
         // Taken once: a token stays readable after its source is disposed, the source's Token property does not.
         CancelToken = _cancel.Token;
         StopToken = _stop.Token;
+        RollbackStopToken = _stopRollback.Token;
+    }
+
+    /// <summary>Fires when an operator stops the run's rollback (<see cref="StopRollback"/>).</summary>
+    public CancellationToken RollbackStopToken { get; }
+
+    /// <summary>Who stopped the rollback.</summary>
+    public string? RollbackStoppedBy { get; private set; }
+
+    /// <summary>
+    /// Stops the rollback under way (a second cancel): the running rollback step is stopped as a cancelled step is,
+    /// the rollbacks not yet run are not run, and the run ends Failed with the rollback marked failed.
+    /// </summary>
+    public void StopRollback(string by)
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            RollbackStoppedBy = by;
+            _stopRollback.Cancel();
+        }
     }
 
     public CancellationToken CancelToken { get; }
@@ -165,6 +190,7 @@ public sealed class ExecutionControl : IDisposable
             _disposed = true;
             _cancel.Dispose();
             _stop.Dispose();
+            _stopRollback.Dispose();
         }
     }
 }
@@ -264,4 +290,8 @@ public sealed record StepTemplateValues(
 public sealed class StepTemplateException(string message) : Exception(message);
 
 /// <summary>One attempt's result. <paramref name="Output"/> is the captured (capped) output used by validate and outputs.</summary>
-public sealed record StepResult(bool Succeeded, string Output, int? ExitCode = null, string? Error = null, bool TimedOut = false, int? HttpStatus = null);
+public sealed record StepResult(bool Succeeded, string Output, int? ExitCode = null, string? Error = null, bool TimedOut = false, int? HttpStatus = null)
+{
+    /// <summary>How a stopped step's process was stopped, in words (<c>stopped with SIGTERM</c>, or SIGKILL after the grace period).</summary>
+    public string? StopSignal { get; init; }
+}

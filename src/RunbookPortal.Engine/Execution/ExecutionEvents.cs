@@ -57,6 +57,18 @@ public sealed record StepWaitingForInput(string StepId, string Instructions, str
 /// <summary>The step succeeded on <paramref name="Attempt"/> with these captured outputs.</summary>
 public sealed record StepSucceeded(string StepId, int Attempt, IReadOnlyDictionary<string, string> Outputs, long DurationMs) : ExecutionEvent("step_succeeded", StepId)
 {
+    /// <summary>
+    /// The outputs as the step produced them, secrets unmasked: never part of <see cref="Data"/> or of the text of the
+    /// event. The host stores them encrypted, so a resumed run feeds later steps the real values.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? RawOutputs { get; init; }
+
+    protected override bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append($"StepId = {StepId}, Attempt = {Attempt}, Outputs = {Outputs.Count}, DurationMs = {DurationMs}");
+        return true;
+    }
+
     public override JsonElement Data() => EventJson.Of(new { attempt = Attempt, outputs = Outputs, durationMs = DurationMs });
 }
 
@@ -67,6 +79,12 @@ public sealed record StepFailed(string StepId, int Attempt, string Reason, bool 
     public int? HttpStatus { get; init; }
 
     public override JsonElement Data() => EventJson.Of(new { attempt = Attempt, reason = Reason, timedOut = TimedOut, exitCode = ExitCode, httpStatus = HttpStatus });
+}
+
+/// <summary>An operator's cancel stopped the step (<paramref name="Reason"/> says who, and how the process was stopped).</summary>
+public sealed record StepCancelled(string StepId, int Attempt, string Reason, int? ExitCode) : ExecutionEvent("step_cancelled", StepId)
+{
+    public override JsonElement Data() => EventJson.Of(new { attempt = Attempt, reason = Reason, exitCode = ExitCode });
 }
 
 /// <summary>The step did not run (a dry run says what it would have run).</summary>

@@ -25,6 +25,12 @@ public sealed class ExecutionOptions
     /// <summary>The longest pause between two attempts, whatever the backoff says.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// The timeout of every step and rollback that has no <c>timeout</c> of its own (a <c>wait</c> step's duration is its
+    /// own limit, a <c>manual</c> step waits for a person).
+    /// </summary>
+    public TimeSpan DefaultStepTimeout { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>The longest one regular expression (validate <c>regex</c>, <c>outputs</c>) may take on a step's output.</summary>
     public TimeSpan RegexTimeout { get; set; } = TimeSpan.FromSeconds(2);
 

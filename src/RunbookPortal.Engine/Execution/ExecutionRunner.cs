@@ -97,7 +97,7 @@ public sealed class ExecutionRunner
             }
             else
             {
-                result = await RunStepAsync(run, step, rollback: false, control, shutdown).ConfigureAwait(false);
+                result = await RunStepAsync(run, step, rollback: false, new Stopper(control.CancelToken, () => CancelReason(control)), control.StopToken, shutdown).ConfigureAwait(false);
             }
             switch (result.Ending)
             {
@@ -108,7 +108,7 @@ public sealed class ExecutionRunner
                     optionalFailures.Add($"the optional step '{step.Id}' failed ({result.Reason}); the run went on");
                     break;
                 case Ending.Failed:
-                    return await FailedAsync(run, step, result.Reason, shutdown).ConfigureAwait(false);
+                    return await FailedAsync(run, step, result.Reason, control, shutdown).ConfigureAwait(false);
                 case Ending.Cancelled:
                     return await CancelledAsync(run, control, step.Id, shutdown).ConfigureAwait(false);
                 default:
@@ -124,7 +124,9 @@ public sealed class ExecutionRunner
     /// (in the order they succeeded) run last first. Ends Cancelled — the run was abandoned and undone — or Failed when
     /// a rollback failed, or Interrupted when <paramref name="cancellationToken"/> stops it.
     /// </summary>
-    public async Task<ExecutionOutcome> RollbackAsync(ExecutionPlan plan, IReadOnlyList<string> succeededStepIds, IExecutionJournal journal, CancellationToken cancellationToken)
+    /// <remarks><paramref name="control"/>'s <see cref="ExecutionControl.StopRollback"/> stops it (the run ends Failed).</remarks>
+    public async Task<ExecutionOutcome> RollbackAsync(ExecutionPlan plan, IReadOnlyList<string> succeededStepIds, IExecutionJournal journal, CancellationToken cancellationToken,
+        ExecutionControl? control = null)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(succeededStepIds);
@@ -132,7 +134,7 @@ public sealed class ExecutionRunner
         ExecutionOutcome? outcome = null;
         try
         {
-            outcome = await RollbackStepsAsync(plan, succeededStepIds, journal, cancellationToken).ConfigureAwait(false);
+            outcome = await RollbackStepsAsync(plan, succeededStepIds, journal, control, cancellationToken).ConfigureAwait(false);
             return outcome;
         }
         finally
@@ -141,10 +143,11 @@ public sealed class ExecutionRunner
         }
     }
 
-    private async Task<ExecutionOutcome> RollbackStepsAsync(ExecutionPlan plan, IReadOnlyList<string> succeededStepIds, IExecutionJournal journal, CancellationToken cancellationToken)
+    private async Task<ExecutionOutcome> RollbackStepsAsync(ExecutionPlan plan, IReadOnlyList<string> succeededStepIds, IExecutionJournal journal, ExecutionControl? control,
+        CancellationToken cancellationToken)
     {
         var run = new Run(plan with { PriorSucceeded = succeededStepIds }, journal);
-        var rollback = await RollBackAsync(run, "the operator asked to roll back the run", cancellationToken).ConfigureAwait(false);
+        var rollback = await RollBackAsync(run, "the operator asked to roll back the run", control, cancellationToken).ConfigureAwait(false);
         if (rollback.Interrupted)
             return await run.FinishAsync(ExecutionStatus.Interrupted, null, "the node stopped during the rollback", rollback.Performed).ConfigureAwait(false);
         var status = rollback.Failed.Count > 0 ? ExecutionStatus.Failed : ExecutionStatus.Cancelled;
@@ -254,10 +257,10 @@ public sealed class ExecutionRunner
 
     private static string NoExecutor(string action) => $"no executor for action '{action}' is configured on this node";
 
-    private async Task<ExecutionOutcome> FailedAsync(Run run, StepDefinition step, string reason, CancellationToken shutdown)
+    private async Task<ExecutionOutcome> FailedAsync(Run run, StepDefinition step, string reason, ExecutionControl control, CancellationToken shutdown)
     {
         var failure = $"step '{step.Id}' failed: {reason}";
-        var rollback = await RollBackAsync(run, failure, shutdown).ConfigureAwait(false);
+        var rollback = await RollBackAsync(run, failure, control, shutdown).ConfigureAwait(false);
         if (rollback.Interrupted)
             return await run.FinishAsync(ExecutionStatus.Interrupted, step.Id, failure + "; the node stopped during the rollback", rollback.Performed).ConfigureAwait(false);
         return await run.FinishAsync(ExecutionStatus.Failed, step.Id, failure + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
@@ -268,21 +271,40 @@ public sealed class ExecutionRunner
         var reason = CancelReason(control);
         if (!control.RollbackOnCancel)
             return await run.FinishAsync(ExecutionStatus.Cancelled, stepId, reason, false).ConfigureAwait(false);
-        var rollback = await RollBackAsync(run, reason, shutdown).ConfigureAwait(false);
+        var rollback = await RollBackAsync(run, reason, control, shutdown).ConfigureAwait(false);
         if (rollback.Interrupted)
             return await run.FinishAsync(ExecutionStatus.Interrupted, stepId, reason + "; the node stopped during the rollback", rollback.Performed).ConfigureAwait(false);
-        return await run.FinishAsync(ExecutionStatus.Cancelled, stepId, reason + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
+        // A rollback stopped half-way leaves the system neither as it was nor as the run would have left it: that is a failure.
+        var status = rollback.StoppedBy is null ? ExecutionStatus.Cancelled : ExecutionStatus.Failed;
+        return await run.FinishAsync(status, stepId, reason + rollback.Describe(), rollback.Performed).ConfigureAwait(false);
     }
 
     private static string CancelReason(ExecutionControl control) => $"cancelled by {control.CancelledBy ?? "an operator"}";
 
     private sealed record RollbackResult(bool Performed, List<string> Failed, bool Interrupted)
     {
-        public string Describe() => Failed.Count == 0 ? "" : $"; the rollback of {string.Join(", ", Failed.Select(id => $"'{id}'"))} failed";
+        /// <summary>Who stopped the rollback (a second cancel), when someone did.</summary>
+        public string? StoppedBy { get; init; }
+
+        /// <summary>The steps whose rollback did not run because the rollback was stopped.</summary>
+        public IReadOnlyList<string> NotRun { get; init; } = [];
+
+        public string Describe()
+        {
+            var text = Failed.Count == 0 ? "" : $"; the rollback of {Names(Failed)} failed";
+            if (StoppedBy is not null)
+                text += $"; the rollback was cancelled by {StoppedBy}" + (NotRun.Count == 0 ? "" : $", so {Names(NotRun)} {(NotRun.Count == 1 ? "was" : "were")} not rolled back");
+            return text;
+        }
+
+        private static string Names(IEnumerable<string> ids) => string.Join(", ", ids.Select(id => $"'{id}'"));
     }
 
-    /// <summary>Runs the rollbacks of the succeeded steps, the last succeeded first; a failed rollback does not stop the others.</summary>
-    private async Task<RollbackResult> RollBackAsync(Run run, string reason, CancellationToken shutdown)
+    /// <summary>
+    /// Runs the rollbacks of the succeeded steps, the last succeeded first; a failed rollback does not stop the others,
+    /// <paramref name="control"/>'s <see cref="ExecutionControl.StopRollback"/> does.
+    /// </summary>
+    private async Task<RollbackResult> RollBackAsync(Run run, string reason, ExecutionControl? control, CancellationToken shutdown)
     {
         var steps = run.SucceededSteps
             .Reverse()
@@ -295,12 +317,16 @@ public sealed class ExecutionRunner
             return new RollbackResult(false, failed, false);
 
         await run.RecordAsync(new RollbackStarted(run.Mask(reason))).ConfigureAwait(false);
-        foreach (var step in steps)
+        var stopper = control is null ? Stopper.None : new Stopper(control.RollbackStopToken, () => $"the rollback was cancelled by {control.RollbackStoppedBy ?? "an operator"}");
+        for (var index = 0; index < steps.Count; index++)
         {
+            var step = steps[index];
             if (shutdown.IsCancellationRequested)
                 return new RollbackResult(true, failed, true);
+            if (control?.RollbackStopToken.IsCancellationRequested == true)
+                return new RollbackResult(true, failed, false) { StoppedBy = control.RollbackStoppedBy, NotRun = [.. steps.Skip(index).Select(s => s.Id)] };
             await run.RecordAsync(new RollbackStepStarted(step.Id)).ConfigureAwait(false);
-            var result = await RunStepAsync(run, step.Rollback!, rollback: true, control: null, shutdown).ConfigureAwait(false);
+            var result = await RunStepAsync(run, step.Rollback!, rollback: true, stopper, control?.StopToken ?? CancellationToken.None, shutdown).ConfigureAwait(false);
             if (result.Ending == Ending.Succeeded)
             {
                 await run.RecordAsync(new RollbackStepSucceeded(step.Id)).ConfigureAwait(false);
@@ -310,8 +336,18 @@ public sealed class ExecutionRunner
             if (result.Ending == Ending.Interrupted)
                 return new RollbackResult(true, failed, true);
             failed.Add(step.Id);
+            if (result.Ending == Ending.Cancelled)
+                return new RollbackResult(true, failed, false) { StoppedBy = control!.RollbackStoppedBy, NotRun = [.. steps.Skip(index + 1).Select(s => s.Id)] };
         }
         return new RollbackResult(true, failed, false);
+    }
+
+    private const string Stopped = "stopped";
+
+    /// <summary>What stops a running step at an operator's request, and the words for it.</summary>
+    private sealed record Stopper(CancellationToken Token, Func<string> Reason)
+    {
+        public static Stopper None { get; } = new(CancellationToken.None, () => "stopped");
     }
 
     private enum Ending
@@ -337,24 +373,23 @@ public sealed class ExecutionRunner
     /// StepFailed); a rollback (<paramref name="rollback"/>) records only its output and retries, under its own id —
     /// RollBackAsync records its start and end.
     /// </summary>
-    private async Task<StepRun> RunStepAsync(Run run, StepDefinition step, bool rollback, ExecutionControl? control, CancellationToken shutdown)
+    private async Task<StepRun> RunStepAsync(Run run, StepDefinition step, bool rollback, Stopper stopper, CancellationToken stop, CancellationToken shutdown)
     {
-        var cancel = control?.CancelToken ?? CancellationToken.None;
-        var stop = control?.StopToken ?? CancellationToken.None;
+        var cancel = stopper.Token;
         var attempts = Math.Max(1, step.Retry?.Attempts ?? 1);
         for (var attempt = 1; ; attempt++)
         {
             if (!rollback)
                 await run.RecordAsync(new StepStarted(step.Id, attempt)).ConfigureAwait(false);
             var start = _time.GetTimestamp();
-            var result = await RunAttemptAsync(run, step, attempt, control, shutdown).ConfigureAwait(false);
+            var result = await RunAttemptAsync(run, step, attempt, stopper, shutdown).ConfigureAwait(false);
             if (result.Ending == Ending.Succeeded)
             {
                 if (!rollback)
                 {
                     var masked = result.Outputs!.ToDictionary(o => o.Key, o => run.Mask(o.Value), StringComparer.Ordinal);
                     var duration = (long)Math.Round(_time.GetElapsedTime(start).TotalMilliseconds);
-                    await run.RecordAsync(new StepSucceeded(step.Id, attempt, masked, duration)).ConfigureAwait(false);
+                    await run.RecordAsync(new StepSucceeded(step.Id, attempt, masked, duration) { RawOutputs = result.Outputs }).ConfigureAwait(false);
                 }
                 return result;
             }
@@ -374,29 +409,32 @@ public sealed class ExecutionRunner
                 catch (OperationCanceledException)
                 {
                     result = cancel.IsCancellationRequested
-                        ? result with { Ending = Ending.Cancelled, Reason = $"{CancelReason(control!)} while waiting to retry" }
+                        ? result with { Ending = Ending.Cancelled, Reason = $"{stopper.Reason()} while it waited to retry" }
                         : result with { Ending = Ending.Interrupted, Reason = "the node stopped while the step was waiting to retry" };
                 }
             }
 
             if (!rollback)
             {
-                await run.RecordAsync(new StepFailed(step.Id, attempt, run.Mask(result.Reason), result.TimedOut, result.ExitCode) { HttpStatus = result.HttpStatus })
+                await run.RecordAsync(result.Ending == Ending.Cancelled
+                        ? new StepCancelled(step.Id, attempt, run.Mask(result.Reason), result.ExitCode)
+                        : new StepFailed(step.Id, attempt, run.Mask(result.Reason), result.TimedOut, result.ExitCode) { HttpStatus = result.HttpStatus })
                     .ConfigureAwait(false);
             }
             return result;
         }
     }
 
-    private async Task<StepRun> RunAttemptAsync(Run run, StepDefinition step, int attempt, ExecutionControl? control, CancellationToken shutdown)
+    private async Task<StepRun> RunAttemptAsync(Run run, StepDefinition step, int attempt, Stopper stopper, CancellationToken shutdown)
     {
         if (step.Action == StepActions.Manual) // only a rollback gets here, and the validator refuses a manual rollback
             return new StepRun(Ending.Failed, "a rollback cannot be a manual step: a rollback runs unattended") { Final = true };
         if (!_executors.TryGetValue(step.Action, out var executor))
             return new StepRun(Ending.Failed, NoExecutor(step.Action)) { Final = true };
 
-        var cancel = control?.CancelToken ?? CancellationToken.None;
-        using var timeout = step.Timeout is { } limit ? new CancellationTokenSource(ExecutionOptions.ClampTimer(limit), _time) : null;
+        var cancel = stopper.Token;
+        var limit = step.Timeout ?? (step.Action == StepActions.Wait ? null : _options.DefaultStepTimeout);
+        using var timeout = limit is { } span ? new CancellationTokenSource(ExecutionOptions.ClampTimer(span), _time) : null;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, shutdown, timeout?.Token ?? CancellationToken.None);
         var sink = new OutputSink(run, step.Id, _options.MaxOutputBytesPerStep);
         var context = new StepContext(run.Plan.ExecutionId, step, attempt, false, run.Values, sink.WriteAsync)
@@ -411,7 +449,7 @@ public sealed class ExecutionRunner
         }
         catch (OperationCanceledException) when (linked.IsCancellationRequested)
         {
-            result = new StepResult(false, "", Error: "stopped");
+            result = new StepResult(false, "", Error: Stopped);
         }
         catch (StepTemplateException ex)
         {
@@ -430,11 +468,13 @@ public sealed class ExecutionRunner
         var ran = new StepRun(Ending.Failed, "") { ExitCode = result.ExitCode, HttpStatus = result.HttpStatus };
         if (!result.Succeeded && linked.IsCancellationRequested)
         {
+            // How the executor stopped it (shell steps: SIGTERM, or SIGKILL after the grace period).
+            var how = result.StopSignal is { } signal ? "; " + signal : "";
             if (cancel.IsCancellationRequested)
-                return ran with { Ending = Ending.Cancelled, Reason = CancelReason(control!) };
+                return ran with { Ending = Ending.Cancelled, Reason = stopper.Reason() + how };
             if (shutdown.IsCancellationRequested)
-                return ran with { Ending = Ending.Interrupted, Reason = "the node shut down while the step was running" };
-            return ran with { Reason = $"timed out after {DurationParser.Format(step.Timeout!.Value)}", TimedOut = true };
+                return ran with { Ending = Ending.Interrupted, Reason = "the node shut down while the step was running" + how };
+            return ran with { Reason = $"timed out after {DurationParser.Format(limit!.Value)}" + how, TimedOut = true };
         }
 
         var (outputs, problem) = StepChecks.Evaluate(step, result, run.Values, _options.RegexTimeout);

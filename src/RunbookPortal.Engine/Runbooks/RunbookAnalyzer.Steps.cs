@@ -12,7 +12,7 @@ internal sealed partial class RunbookAnalyzer
     /// <summary>The fields of each action, in the order they are shown.</summary>
     private static readonly Dictionary<string, string[]> ActionKeys = new(StringComparer.Ordinal)
     {
-        [StepActions.Shell] = ["run", "working_directory", "env"],
+        [StepActions.Shell] = ["run", "working_directory", "env", "stream"],
         [StepActions.Http] = ["method", "url", "headers", "body", "expect_status"],
         [StepActions.Ssm] = ["document", "targets", "parameters"],
         [StepActions.SsmAutomation] = ["document", "parameters"],
@@ -336,7 +336,15 @@ internal sealed partial class RunbookAnalyzer
         var workingDirectory = Text(m, "working_directory", required: false);
         var env = ScalarMap(m, "env", "`env`", " of variable names to values, such as `{ LOG_LEVEL: debug }`",
             IsEnvironmentName, "is not an environment variable name: use letters, digits and '_', not starting with a digit");
-        return new ShellAction(run, workingDirectory, env);
+        var stream = ShellStream.Stdout;
+        if (m["stream"] is YScalar { IsNull: false } streamNode)
+        {
+            var text = Text(m, "stream", required: false) ?? "";
+            stream = text switch { "stderr" => ShellStream.Stderr, "both" => ShellStream.Both, _ => ShellStream.Stdout };
+            if (text is not ("stdout" or "stderr" or "both"))
+                d.Error(streamNode, m.PathOf("stream"), $"`stream` must be one of stdout, stderr, both (what validate and outputs read), got {Describe(streamNode)}{Suggestions.DidYouMean(text, ["stdout", "stderr", "both"])}");
+        }
+        return new ShellAction(run, workingDirectory, env, stream);
     }
 
     private HttpAction Http(MapView m, string noun)

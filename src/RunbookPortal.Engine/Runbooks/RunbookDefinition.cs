@@ -120,7 +120,16 @@ public static class StepActions
 public abstract record StepAction;
 
 /// <summary>Runs a command. Substituted values are passed as one quoted word and as environment variables.</summary>
-public sealed record ShellAction(string Run, string? WorkingDirectory, IReadOnlyDictionary<string, string> Env) : StepAction;
+/// <param name="Stream">What <c>validate</c> and <c>outputs</c> read (<c>stream:</c>); both streams go to the timeline whatever it says.</param>
+public sealed record ShellAction(string Run, string? WorkingDirectory, IReadOnlyDictionary<string, string> Env, ShellStream Stream = ShellStream.Stdout) : StepAction;
+
+/// <summary>The output of a shell step that <c>validate</c> and <c>outputs</c> read.</summary>
+public enum ShellStream
+{
+    Stdout,
+    Stderr,
+    Both,
+}
 
 /// <summary>Sends an HTTP request.</summary>
 /// <param name="Method">GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS (default GET).</param>

@@ -57,12 +57,17 @@ public static class DatabaseExtensions
             : configured);
         if (csb.Mode is SqliteOpenMode.ReadWriteCreate or SqliteOpenMode.ReadWrite && !string.IsNullOrEmpty(csb.DataSource) && csb.DataSource != ":memory:")
         {
-            var folder = Path.GetDirectoryName(Path.GetFullPath(csb.DataSource));
+            var file = Path.GetFullPath(csb.DataSource);
+            var folder = Path.GetDirectoryName(file);
             if (!string.IsNullOrEmpty(folder))
             {
                 try
                 {
-                    Directory.CreateDirectory(folder);
+                    if (string.IsNullOrWhiteSpace(configured))
+                        DataFolder.Secure(folder, DataFolder.StepsRunAsAnotherUser(configuration));
+                    else
+                        Directory.CreateDirectory(folder); // a folder the administrator chose keeps its mode
+                    DataFolder.SecureFile(file);
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {

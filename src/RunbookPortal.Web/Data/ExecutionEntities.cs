@@ -64,6 +64,9 @@ public sealed class Execution
     public bool CancelRollback { get; set; }
     public string? CancelRequestedBy { get; set; }
 
+    /// <summary>Who stopped the rollback under way (a second cancel); null while no one did.</summary>
+    public string? RollbackStopRequestedBy { get; set; }
+
     /// <summary>The seq of the last event: the next one is LastSeq + 1, in the same transaction (a concurrency token).</summary>
     public long LastSeq { get; set; }
 
@@ -83,8 +86,11 @@ public sealed class ExecutionStepRecord
     public DateTime? StartedAt { get; set; }
     public DateTime? FinishedAt { get; set; }
 
-    /// <summary>Captured outputs as JSON (masked), for later steps and for a resume.</summary>
+    /// <summary>Captured outputs as JSON (masked), as shown.</summary>
     public string? OutputsJson { get; set; }
+
+    /// <summary>The outputs as produced (secrets unmasked), as JSON encrypted by data protection: what a resumed run's later steps receive.</summary>
+    public string? ProtectedOutputs { get; set; }
 
     /// <summary>When this step succeeded in the run (its rank), for the reverse-order rollback after a resume.</summary>
     public int? SucceededOrder { get; set; }

@@ -108,6 +108,7 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             e.Property(x => x.RunbookName).HasMaxLength(63);
             e.Property(x => x.RequestedBy).HasMaxLength(256);
             e.Property(x => x.CancelRequestedBy).HasMaxLength(256);
+            e.Property(x => x.RollbackStopRequestedBy).HasMaxLength(256);
             e.Property(x => x.ConcurrencyKey).HasMaxLength(400);
             e.Property(x => x.LeaseOwner).HasMaxLength(200);
             e.Property(x => x.CurrentStepId).HasMaxLength(100);

@@ -83,17 +83,24 @@ internal static class Engine
     public static ExecutionPlan Plan(RunbookDefinition runbook, IReadOnlyDictionary<string, string>? parameters = null, bool dryRun = false) =>
         new(Guid.NewGuid(), runbook, parameters ?? new Dictionary<string, string>(), dryRun);
 
+    /// <summary>Where executions get their own folders when a runner is made without a working directory.</summary>
+    public static string RunsFolder { get; } = Path.Combine(Path.GetTempPath(), "rbp-engine-tests", "runs");
+
+    /// <param name="workingDirectory">Where shell steps run; empty: each execution gets a folder of its own under <see cref="RunsFolder"/>.</param>
+    /// <param name="shell">The shell options (their folders are taken as given).</param>
     public static ExecutionRunner Runner(
         string workingDirectory,
         TimeProvider? time = null,
         ExecutionOptions? options = null,
         HttpClient? http = null,
-        int? seed = 7)
+        int? seed = 7,
+        ShellOptions? shell = null)
     {
         time ??= TimeProvider.System;
+        shell ??= workingDirectory.Length == 0 ? new ShellOptions { RunsFolder = RunsFolder } : new ShellOptions { WorkingDirectory = workingDirectory };
         IStepExecutor[] executors =
         [
-            new ShellStepExecutor(new ShellOptions { WorkingDirectory = workingDirectory }),
+            new ShellStepExecutor(shell),
             new WaitStepExecutor(time),
             new HttpStepExecutor(http ?? new HttpClient { Timeout = Timeout.InfiniteTimeSpan }),
         ];

@@ -33,10 +33,7 @@ public sealed class ShellStepTests : ScratchFolder
         var outcome = await runner.RunAsync(succeeding, log, control, CancellationToken.None).WaitAsync(EventLog.Patience);
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         var folder = log.Output("work");
-        Assert.Equal(Path.Combine(Path.GetTempPath(), "runbookportal", succeeding.ExecutionId.ToString("N")), folder);
-        var deadline = DateTime.UtcNow + EventLog.Patience;
-        while (Directory.Exists(folder) && DateTime.UtcNow < deadline)
-            await Task.Delay(20); // deleted once the execution's shell has exited
+        Assert.Equal(Path.Combine(Engine.RunsFolder, succeeding.ExecutionId.ToString("N")), folder);
         Assert.False(Directory.Exists(folder), "the folder of a succeeded execution is still there");
 
         var failing = Engine.Plan(Engine.Runbook("""
@@ -51,6 +48,12 @@ public sealed class ShellStepTests : ScratchFolder
         try
         {
             Assert.True(File.Exists(Path.Combine(folder, "made-here")), "a failed execution may be resumed: its folder stays");
+            if (!OperatingSystem.IsWindows())
+            {
+                const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+                Assert.Equal(Private, File.GetUnixFileMode(folder)); // no one else may look into a run's files …
+                Assert.Equal(Private, File.GetUnixFileMode(Engine.RunsFolder)); // … nor list the runs
+            }
         }
         finally
         {
@@ -276,7 +279,7 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Failed, outcome.Status);
         var failed = Assert.Single(log.All<StepFailed>());
         Assert.True(failed.TimedOut);
-        Assert.Equal("timed out after 5s", failed.Reason);
+        Assert.Equal("timed out after 5s; stopped with SIGTERM", failed.Reason);
         Assert.True(await Processes.WaitGoneAsync(child), $"grandchild {child} survived the timeout");
         Assert.True(await Processes.WaitGoneAsync(shell), $"shell {shell} survived the timeout");
     }
@@ -307,7 +310,9 @@ public sealed class ShellStepTests : ScratchFolder
 
         Assert.True(await Processes.WaitGoneAsync(child), $"grandchild {child} survived the cancel");
         Assert.Equal(new ExecutionOutcome(ExecutionStatus.Cancelled, "hang", "cancelled by alice@example.com", true), outcome);
-        Assert.Equal("cancelled by alice@example.com", Assert.Single(log.All<StepFailed>()).Reason);
+        var cancelled = Assert.Single(log.All<StepCancelled>());
+        Assert.Equal("cancelled by alice@example.com; stopped with SIGTERM", cancelled.Reason);
+        Assert.Empty(log.All<StepFailed>());
         Assert.Equal(["prepare"], log.All<RollbackStepSucceeded>().Select(e => e.StepId));
         Assert.Equal("undo prepare", log.Output("prepare.rollback"));
         Assert.Empty(log.Output("hang.rollback"));
@@ -438,7 +443,7 @@ public sealed class ShellStepTests : ScratchFolder
     }
 
     [Fact]
-    public async Task AShellThatDies_FailsItsStep_AndTheNextStepGetsANewShell()
+    public async Task AStepThatKillsItsOwnShell_FailsWithTheSignalsExitCode_AndWhatItLeftGoesWithIt()
     {
         var (outcome, log) = await RunAsync("""
             - id: kill-the-shell
@@ -449,8 +454,6 @@ public sealed class ShellStepTests : ScratchFolder
                 sleep 300 &
                 echo "left=$!"
                 kill -9 $$
-                sleep 0.2
-                echo "the step itself went on"
             - id: after
               action: shell
               run: echo "shell=$$"
@@ -459,12 +462,57 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
         var failed = Assert.Single(log.All<StepFailed>());
         Assert.Equal("kill-the-shell", failed.StepId);
-        Assert.Contains("the shell of this execution exited", failed.Reason, StringComparison.Ordinal);
+        Assert.Equal(137, failed.ExitCode);
         var lines = log.Output("kill-the-shell").Split('\n');
         Assert.NotEqual(lines[0], log.Output("after"));
-        // The step outlived its shell, in a group of its own: that group was killed too.
         var left = int.Parse(lines[1]["left=".Length..], System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(await Processes.WaitGoneAsync(left), $"process {left}, started by the step, still runs after its shell died");
+    }
+
+    [Theory]
+    [InlineData("INT", 130)]
+    [InlineData("TERM", 143)]
+    [InlineData("HUP", 129)]
+    public async Task ASignalThatEndsAStep_FailsThatStepOnly_WithItsExitCode_AndTheNextStepRuns(string signal, int exitCode)
+    {
+        var (outcome, log) = await RunAsync($"""
+            - id: signalled
+              action: shell
+              required: false
+              run: |
+                echo before
+                kill -{signal} $$
+                echo "never printed"
+            - id: after
+              action: shell
+              run: echo after
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal(exitCode, Assert.Single(log.All<StepFailed>()).ExitCode);
+        Assert.Equal("before", log.Output("signalled", "stdout"));
+        Assert.Equal("after", log.Output("after"));
+    }
+
+    [Fact]
+    public async Task SigtstpCannotStopAStep_ItGoesOn_AndTheRunEnds()
+    {
+        // A step leads a process group of its own with no terminal: the kernel discards the stop signals sent to it.
+        var (outcome, log) = await RunAsync("""
+            - id: stop-yourself
+              action: shell
+              run: |
+                kill -TSTP $$
+                sh -c 'kill -TSTP $$; echo "child went on"'
+                echo "went on"
+            - id: after
+              action: shell
+              run: echo after
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Equal("child went on\nwent on", log.Output("stop-yourself"));
+        Assert.Equal("after", log.Output("after"));
     }
 
     [Fact]
@@ -486,22 +534,22 @@ public sealed class ShellStepTests : ScratchFolder
         var failed = Assert.Single(log.All<StepFailed>());
         Assert.Equal(2, failed.ExitCode);
         Assert.Contains("syntax error", log.Output("unbalanced", "stderr"), StringComparison.Ordinal);
-        Assert.Contains("The script could not be parsed", log.Output("unbalanced", "stderr"), StringComparison.Ordinal);
-        Assert.Equal("", log.Output("unbalanced", "stdout"));
+        Assert.Equal("never printed", log.Output("unbalanced", "stdout")); // bash runs a script as it reads it, as CI runners' bash does
         Assert.Equal("fine", log.Output("fine"));
     }
 
     [Fact]
-    public async Task ConcurrentExecutions_EachHaveTheirOwnShell_AndItEndsWithTheRun()
+    public async Task EachStep_IsAFreshBash_LeadingASessionAndProcessGroupOfItsOwn_InConcurrentExecutionsToo()
     {
         var runner = Engine.Runner(Folder);
-        var runbook = Engine.Runbook("""
+        const string Look = """read -r -a stat < /proc/$$/stat; echo "pid=$$ group=${stat[4]} session=${stat[5]} parent=$PPID" """;
+        var runbook = Engine.Runbook($"""
             - id: one
               action: shell
-              run: echo "shell=$$ step=$BASHPID"
+              run: '{Look}'
             - id: two
               action: shell
-              run: echo "shell=$$ step=$BASHPID"
+              run: '{Look}'
             """);
         var logs = Enumerable.Range(0, 4).Select(_ => new EventLog()).ToArray();
         var outcomes = await Task.WhenAll(logs.Select(async log =>
@@ -511,17 +559,19 @@ public sealed class ShellStepTests : ScratchFolder
         }));
 
         Assert.All(outcomes, o => Assert.Equal(ExecutionStatus.Succeeded, o.Status));
-        var shells = logs.Select(log =>
+        var pids = new List<int>();
+        foreach (var log in logs)
         {
-            var one = log.Output("one").Split(' ');
-            var two = log.Output("two").Split(' ');
-            Assert.Equal(one[0], two[0]); // one shell per execution …
-            Assert.NotEqual(one[1], two[1]); // … and a process per step
-            return int.Parse(one[0]["shell=".Length..], System.Globalization.CultureInfo.InvariantCulture);
-        }).ToList();
-        Assert.Equal(4, shells.Distinct().Count());
-        foreach (var shell in shells)
-            Assert.True(await Processes.WaitGoneAsync(shell), $"the shell {shell} outlived its execution");
+            foreach (var step in new[] { "one", "two" })
+            {
+                var fields = log.Output(step).Split(' ').Select(p => int.Parse(p.Split('=')[1], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+                Assert.Equal(fields[0], fields[1]); // the leader of its group …
+                Assert.Equal(fields[0], fields[2]); // … and of its session
+                Assert.Equal(Environment.ProcessId, fields[3]); // started by the portal itself, no shell in between
+                pids.Add(fields[0]);
+            }
+        }
+        Assert.Equal(8, pids.Distinct().Count());
     }
 
     [Fact]
@@ -581,7 +631,7 @@ public sealed class ShellStepTests : ScratchFolder
     }
 
     [Fact]
-    public async Task AStepEnvNamingAReadOnlyBashVariable_FailsWithBashsMessage_BeforeItsScriptRuns()
+    public async Task AStepEnvNamingAVariableBashSetsItself_FailsWithAClearReason_BeforeItsScriptRuns()
     {
         var marker = Marker();
         var (outcome, log) = await RunAsync($"""
@@ -593,7 +643,7 @@ public sealed class ShellStepTests : ScratchFolder
             """);
 
         Assert.Equal(ExecutionStatus.Failed, outcome.Status);
-        Assert.Contains("UID: readonly variable", log.Output("readonly", "stderr"), StringComparison.Ordinal);
+        Assert.Contains("`env` names UID, which bash sets itself", Assert.Single(log.All<StepFailed>()).Reason, StringComparison.Ordinal);
         Assert.False(File.Exists(marker));
     }
 
@@ -693,28 +743,32 @@ public sealed class ShellStepTests : ScratchFolder
     }
 
     [Fact]
-    public async Task AStep_CannotReachTheShellsRequests()
+    public async Task AStep_HasNoRequestPipeToWriteCommandsInto_NorAMarkerToForge()
     {
-        // The shell reads its requests from its fd 4 ($$ is the shell): no descriptor of the step is that pipe, so no
-        // step can take in what is meant for the next.
-        var (outcome, log) = await RunAsync("""
-            - id: look
+        // The long-lived shell of old read requests on fd 4 and ended steps at a marker on stdout: a step could write
+        // the next step's commands, or print the marker and "succeed". A fresh bash per step has neither.
+        var marker = Marker();
+        var (outcome, log) = await RunAsync($$"""
+            - id: inject
               action: shell
+              required: false
               run: |
-                requests=$(readlink /proc/$$/fd/4)
-                echo "requests: ${requests%%:*}"
-                for fd in /proc/$BASHPID/fd/*; do
-                  if [[ $(readlink "$fd") == "$requests" ]]; then echo "fd ${fd##*/} is the requests"; fi
-                done
-                read -t 0.2 line || echo "stdin gives nothing"
+                ls /proc/$$/fd | sort -n | tr '\n' ' '; echo
+                printf 'touch {{marker}}\n' > /proc/$$/fd/4 || echo "no fd 4"
+                echo "__rbp_end 0"
+                exit 3
             - id: next
               action: shell
               run: echo next
             """);
 
         Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
-        Assert.Equal("requests: pipe\nstdin gives nothing", log.Output("look", "stdout"));
+        var lines = log.Output("inject", "stdout").Split('\n');
+        Assert.DoesNotContain("4", lines[0].Split(' ')); // the portal gave the step its stdin, stdout and stderr, nothing else
+        Assert.Contains("no fd 4", lines);
+        Assert.Equal(3, Assert.Single(log.All<StepFailed>()).ExitCode);
         Assert.Equal("next", log.Output("next"));
+        Assert.False(File.Exists(marker), "a step wrote a command that something ran");
     }
 
     [Fact]
@@ -747,126 +801,10 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.DoesNotContain(log.All<StepOutput>(), o => o.StepId == "quiet");
     }
 
-    /// <summary>An executable bash script in the scratch folder, for a step that is one external command.</summary>
-    private string Script(string name, string body)
-    {
-        var path = Path.Combine(Folder, name);
-        File.WriteAllText(path, "#!/bin/bash\n" + body + "\n");
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return "./" + name;
-    }
-
     [Fact]
-    public async Task OneExternalCommand_RunsAsTheShellsOwnJob_AndWhatItLeavesRunningGoesWithIt()
+    public async Task AFunctionFromTheEnvironment_NamedLikeACommand_ChangesNothingForTheNextStep()
     {
-        // Such a step runs without a subshell, so it prints no pid line: what it left behind is found among the
-        // processes of the shell's session that started while it ran — even a job that the script put in a process
-        // group of its own, out of reach of a kill of the step's group (that reach only a command run directly has).
-        var leave = Script("leave.sh", "sleep 300 &\necho \"child=$! shell=$PPID\"\nset -m\nsleep 300 &\necho \"own-group=$!\"");
-        var (outcome, log) = await RunAsync($"""
-            - id: leave
-              action: shell
-              run: {leave}
-            - id: next
-              action: shell
-              run: {leave}
-            """);
-
-        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
-        var (first, shell) = Pids(log.All<StepOutput>().First(o => o.StepId == "leave"));
-        var (second, sameShell) = Pids(log.All<StepOutput>().First(o => o.StepId == "next"));
-        Assert.Equal(shell, sameShell); // both steps were jobs of the one shell of the execution
-        var grouped = log.All<StepOutput>().Where(o => o.Text.StartsWith("own-group=", StringComparison.Ordinal))
-            .Select(o => int.Parse(o.Text["own-group=".Length..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
-        Assert.Equal(2, grouped.Count);
-        foreach (var pid in new[] { first, second }.Concat(grouped))
-            Assert.True(await Processes.WaitGoneAsync(pid), $"process {pid}, left by a step, still runs");
-    }
-
-    [Fact]
-    public async Task OneExternalCommand_IsKilledOnTimeout()
-    {
-        var time = new FakeTimeProvider();
-        var log = new EventLog();
-        using var control = new ExecutionControl();
-        var hang = Script("hang.sh", "echo \"pid=$$\"\nexec sleep 300");
-        var runbook = Engine.Runbook($"""
-            - id: hang
-              action: shell
-              timeout: 5s
-              run: {hang}
-            """);
-
-        var running = Engine.Runner(Folder, time).RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None);
-        var line = await log.WaitFor<StepOutput>(o => o.Text.StartsWith("pid=", StringComparison.Ordinal));
-        var pid = int.Parse(line.Text["pid=".Length..], System.Globalization.CultureInfo.InvariantCulture);
-        time.Advance(TimeSpan.FromSeconds(5));
-        var outcome = await running.WaitAsync(EventLog.Patience);
-
-        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
-        Assert.True(Assert.Single(log.All<StepFailed>()).TimedOut);
-        Assert.True(await Processes.WaitGoneAsync(pid), $"the command {pid} survived its timeout");
-    }
-
-    [Fact]
-    public async Task OneExternalCommand_ThatExitsWith2_IsNotTakenForAScriptThatCannotBeParsed()
-    {
-        var fail = Script("fail.sh", "echo 'usage: fail.sh' >&2\nexit 2");
-        var (outcome, log) = await RunAsync($"""
-            - id: missing
-              action: shell
-              required: false
-              run: {fail} --now
-            - id: next
-              action: shell
-              run: /bin/echo next
-            """);
-
-        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
-        Assert.Equal(2, Assert.Single(log.All<StepFailed>()).ExitCode);
-        Assert.Equal("usage: fail.sh", log.Output("missing", "stderr"));
-        Assert.Equal("next", log.Output("next"));
-    }
-
-    [Fact]
-    public async Task OneExternalCommand_CannotReachTheShellsRequests_NorLeaveSomethingInTheShell()
-    {
-        // Single builtins run in a subshell like any script: what they change is gone with it.
-        var (outcome, log) = await RunAsync("""
-            - id: requests
-              action: shell
-              required: false
-              run: /bin/cat <&4
-            - id: cd
-              action: shell
-              run: cd /
-            - id: export
-              action: shell
-              run: export LEAKED=yes
-            - id: pwd
-              action: shell
-              run: /bin/pwd -P
-            - id: env
-              action: shell
-              run: /usr/bin/env
-            - id: folder
-              action: shell
-              run: pwd -P; echo
-            """);
-
-        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
-        Assert.Equal(1, Assert.Single(log.All<StepFailed>()).ExitCode);
-        Assert.Contains("Bad file descriptor", log.Output("requests", "stderr"), StringComparison.Ordinal);
-        Assert.Equal(log.Output("folder").TrimEnd('\n'), log.Output("pwd"));
-        Assert.DoesNotContain("LEAKED=", log.Output("env"), StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task AFunctionFromTheEnvironment_NamedLikeACommand_RunsInASubshell()
-    {
-        // bash defines functions from BASH_FUNC_<name>%% variables: "deploy" is then no external command, and run
-        // directly it would change the shell itself.
+        // bash defines functions from BASH_FUNC_<name>%% variables: "deploy" is then a function of the step's own bash.
         var runner = new ExecutionRunner(
             [new ShellStepExecutor(new ShellOptions
             {

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using RunbookPortal.Engine.Runbooks;
 
 namespace RunbookPortal.Engine.Execution.Steps;
@@ -6,50 +5,77 @@ namespace RunbookPortal.Engine.Execution.Steps;
 /// <summary>How this node runs <c>shell</c> steps.</summary>
 public sealed record ShellOptions
 {
-    /// <summary>The shell (bash): one per execution, which forks a subshell for each step.</summary>
+    /// <summary>The shell (bash), started afresh for every step.</summary>
     public string Shell { get; init; } = "bash";
 
     /// <summary>
     /// Where steps run; a step's relative <c>working_directory</c> is taken from here. When not set, each execution
-    /// gets a folder of its own under the temp folder (<c>runbookportal/&lt;executionId&gt;</c>), shared by its steps.
+    /// gets a private folder (0700) of its own under <see cref="RunsFolder"/>, shared by its steps and kept for a resume.
     /// </summary>
     public string? WorkingDirectory { get; init; }
+
+    /// <summary>The folder (kept 0700, or 0711 with <see cref="RunAs"/>) that holds each execution's own folder; the host puts it in its data folder.</summary>
+    public string? RunsFolder { get; init; }
 
     /// <summary>Extra environment variables for every step.</summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>
-    /// Whether steps see the whole environment of the portal process. Off by default: the portal's own settings
-    /// (connection strings, bootstrap passwords) are not a runbook's business. Steps always get
-    /// <see cref="PassedThrough"/> and <see cref="Environment"/>.
-    /// </summary>
-    public bool InheritEnvironment { get; init; }
+    /// <summary>After SIGTERM (timeout, cancel, node shutdown), how long a step has to end before SIGKILL.</summary>
+    public TimeSpan KillGrace { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>The variables of the portal process a step always sees.</summary>
+    /// <summary>
+    /// The user every shell step runs as (the portal must run as root to switch): with its own HOME, it cannot read
+    /// the portal's environment or data. Not set: steps run as the portal's own user.
+    /// </summary>
+    public string? RunAs { get; init; }
+
+    /// <summary>The variables of the portal process a step always sees (HOME, USER and LOGNAME are the RunAs user's when set).</summary>
     public static IReadOnlyList<string> PassedThrough { get; } =
         ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "HOSTNAME"];
 }
 
 /// <summary>
-/// Runs a <c>shell</c> step as <c>set -e -o pipefail</c> bash, in a process of its own that leads its own process group.
+/// Runs a <c>shell</c> step the way CI runners run theirs: a fresh <c>bash --noprofile --norc -e -o pipefail</c> per
+/// step, in a new session and process group, its script passed as the <c>-c</c> argument (never a value: see below),
+/// stdin closed, a clean environment, as <see cref="ShellOptions.RunAs"/> when set.
 /// <list type="bullet">
-/// <item>Each execution has one long-lived bash (<see cref="ShellHost"/>); each step is a forked subshell of it with
-/// the step's environment and working directory, so a step costs a fork, not a bash start-up, and steps still
-/// share nothing: a step cannot change the shell later steps are forked from.</item>
 /// <item>Templates in <c>run</c> are never pasted into the script: each parameter is the environment variable
 /// <c>RBP_PARAM_&lt;NAME&gt;</c>, each earlier output <c>RBP_STEP_&lt;ID&gt;_&lt;NAME&gt;</c> (upper case, '-' as '_'),
 /// and a template is replaced by a quoted reference to it (see <see cref="ShellQuoting"/>).</item>
 /// <item>The step's <c>env</c> values are rendered as plain text into their variables.</item>
-/// <item>stdout and stderr are read at once and streamed line by line; only the first
-/// <see cref="StepContext.MaxOutputBytes"/> is kept.</item>
-/// <item>On timeout or cancel the step's whole process group is killed; so are processes still running when the
-/// step's script ends: a step's processes do not outlive it.</item>
+/// <item>stdout and stderr are read apart and streamed line by line; <c>validate</c> and <c>outputs</c> read the
+/// stream the step names (<c>stream:</c>, stdout by default); only the first <see cref="StepContext.MaxOutputBytes"/> is kept.</item>
+/// <item>A step ends when its bash exits; what it left in its group is killed then (see <see cref="StepProcess"/>).
+/// Timeout, cancel and shutdown send SIGTERM, then SIGKILL after <see cref="ShellOptions.KillGrace"/>.</item>
 /// </list>
-/// <see cref="ReleaseAsync"/> ends an execution's shell when the run ends.
 /// </summary>
-public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAsyncDisposable
+public sealed class ShellStepExecutor : IStepExecutor
 {
-    private readonly ConcurrentDictionary<Guid, ShellHost> _hosts = new();
+    /// <summary>The longest text one argument or environment variable may hold on Linux (MAX_ARG_STRLEN, with its NUL).</summary>
+    private const int MaxArgumentBytes = 128 * 1024 - 1;
+
+    /// <summary>Variables bash sets itself (read-only or computed), whatever the environment says.</summary>
+    private static readonly HashSet<string> BashOwns =
+        new(["BASHOPTS", "BASHPID", "BASH_ARGV0", "BASH_VERSINFO", "EUID", "PPID", "SHELLOPTS", "UID", "RANDOM", "SECONDS", "LINENO"], StringComparer.Ordinal);
+
+    private readonly ShellOptions _options;
+    private readonly UnixAccount? _runAs;
+
+    /// <exception cref="ArgumentException">Neither a working directory nor a runs folder is set.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="ShellOptions.RunAs"/> names no user, or this process cannot switch user.</exception>
+    public ShellStepExecutor(ShellOptions options)
+    {
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        if (string.IsNullOrEmpty(options.WorkingDirectory) && string.IsNullOrEmpty(options.RunsFolder))
+            throw new ArgumentException("set the working directory or the runs folder of shell steps", nameof(options));
+        if (!string.IsNullOrWhiteSpace(options.RunAs))
+        {
+            _runAs = UnixAccount.Find(options.RunAs)
+                ?? throw new InvalidOperationException($"Engine:RunAs names the user '{options.RunAs}', and this machine has no such user.");
+            if (!UnixAccount.CanSwitchUser)
+                throw new InvalidOperationException($"Engine:RunAs is '{options.RunAs}', but the portal does not run as root and so cannot switch to that user.");
+        }
+    }
 
     public string Action => StepActions.Shell;
 
@@ -60,13 +86,14 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
 
         string script;
         string workingDirectory;
-        Dictionary<string, string> shared;
-        var own = new Dictionary<string, string>(StringComparer.Ordinal);
+        Dictionary<string, string> environment;
         try
         {
-            shared = TemplateVariables(context.Values, out var variableFor);
+            environment = BaseEnvironment();
+            var shared = TemplateVariables(context.Values, out var variableFor);
             script = ShellQuoting.RenderScript(shell.Run, variableFor, context.Values.IsNumeric);
             workingDirectory = WorkingDirectory(context, shell);
+            var own = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (name, value) in shell.Env)
             {
                 if (!shared.ContainsKey(name)) // a template means what it says: its variable is not overridden
@@ -74,8 +101,16 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
             }
             CheckVariables(shared);
             CheckVariables(own);
+            if (own.Keys.FirstOrDefault(BashOwns.Contains) is { } taken)
+                throw new StepTemplateException($"`env` names {taken}, which bash sets itself, so a step cannot set it: choose another name");
+            foreach (var (name, value) in own)
+                environment[name] = value;
+            foreach (var (name, value) in shared)
+                environment[name] = value;
             if (script.Contains('\0', StringComparison.Ordinal))
                 throw new StepTemplateException("the command contains a NUL character, which a shell script cannot hold");
+            if (System.Text.Encoding.UTF8.GetByteCount(script) > MaxArgumentBytes)
+                throw new StepTemplateException("the command is longer than 128 KiB, the most one command can hold; put a long script in a file the step runs");
         }
         catch (StepTemplateException ex)
         {
@@ -84,90 +119,82 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
         if (!Directory.Exists(workingDirectory))
             return new StepResult(false, "", Error: $"the working directory {workingDirectory} does not exist");
 
-        ShellHost host;
+        var captured = new CappedLines(context.MaxOutputBytes);
+        var read = shell.Stream;
+        StepProcess.Outcome outcome;
         try
         {
-            host = HostFor(context.ExecutionId);
+            outcome = await StepProcess.RunAsync(
+                _options.Shell,
+                ["--noprofile", "--norc", "-e", "-o", "pipefail", "-c", script, "rbp-" + context.Step.Id],
+                workingDirectory,
+                environment,
+                _runAs,
+                _options.KillGrace,
+                (stream, line) =>
+                {
+                    if (read == ShellStream.Both || (read == ShellStream.Stderr) == (stream == "stderr"))
+                        captured.Add(line);
+                    return context.WriteOutputAsync(stream, line);
+                },
+                cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or InvalidOperationException)
+        catch (System.ComponentModel.Win32Exception ex)
         {
-            return new StepResult(false, "", Error: $"could not start {options.Shell}: {ex.Message}");
+            return new StepResult(false, "", Error: $"could not start {_options.Shell}: {ex.Message}");
         }
-
-        var captured = new CappedLines(context.MaxOutputBytes);
-        var outcome = await host.RunAsync(
-            new ShellRequest("rbp-" + context.Step.Id, workingDirectory, shared, own, script),
-            (stream, line) =>
-            {
-                captured.Add(line);
-                return context.WriteOutputAsync(stream, line);
-            },
-            cancellationToken).ConfigureAwait(false);
 
         var output = captured.ToString();
-        if (outcome.Stopped)
-            return new StepResult(false, output, outcome.ExitCode, outcome.Error ?? "the step was stopped");
-        return new StepResult(outcome.ExitCode == 0 && outcome.Error is null, output, outcome.ExitCode, outcome.Error);
+        if (outcome.Stopped is not null)
+            return new StepResult(false, output, outcome.ExitCode, "the step was stopped") { StopSignal = outcome.Stopped };
+        return new StepResult(outcome.ExitCode == 0, output, outcome.ExitCode);
     }
 
     /// <summary>
-    /// Ends the shell of <paramref name="executionId"/>, if it has one; when the execution is over for good, also
-    /// deletes the working folder this executor made for it (a folder set in the options is never deleted).
+    /// When the execution is over for good, deletes the folder this executor made for it (a folder set in the
+    /// options is never deleted); a run that may be resumed keeps it.
     /// </summary>
-    /// <remarks>Does not wait for the shell to exit: it reads end-of-file and exits by itself (or is killed after a grace period).</remarks>
     public ValueTask ReleaseAsync(Guid executionId, bool final)
     {
-        _hosts.TryRemove(executionId, out var host);
-        var folder = final && string.IsNullOrEmpty(options.WorkingDirectory) ? ExecutionFolder(executionId) : null;
-        if (host is not null || folder is not null)
-            _ = EndAsync(host, folder);
+        if (!final || !string.IsNullOrEmpty(_options.WorkingDirectory))
+            return ValueTask.CompletedTask;
+        try
+        {
+            var folder = ExecutionFolder(executionId);
+            if (Directory.Exists(folder))
+                Directory.Delete(folder, recursive: true); // a symbolic link in it is removed, not followed
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Something in it is not ours to delete; it stays for an administrator.
+        }
         return ValueTask.CompletedTask;
-
-        static async Task EndAsync(ShellHost? host, string? folder)
-        {
-            if (host is not null)
-                await host.DisposeAsync().ConfigureAwait(false);
-            try
-            {
-                if (folder is not null && Directory.Exists(folder))
-                    Directory.Delete(folder, recursive: true); // a symbolic link in it is removed, not followed
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                // Something in it is not ours to delete: the temp folder's own clean-up gets it.
-            }
-        }
     }
 
-    /// <summary>The working folder of an execution when none is configured: its own, under the temp folder.</summary>
-    private static string ExecutionFolder(Guid executionId) => Path.Combine(Path.GetTempPath(), "runbookportal", executionId.ToString("N"));
+    /// <summary>The private folder of an execution when no working directory is configured.</summary>
+    private string ExecutionFolder(Guid executionId) => Path.Combine(_options.RunsFolder!, executionId.ToString("N"));
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Makes the runs folder (private) and the execution's folder in it (private, the RunAs user's).</summary>
+    private string MakeExecutionFolder(Guid executionId)
     {
-        foreach (var executionId in _hosts.Keys)
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        // With RunAs the step's user must pass through the runs folder to its own (0711: it cannot list the others).
+        const UnixFileMode Passable = Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        var runs = _options.RunsFolder!;
+        var folder = ExecutionFolder(executionId);
+        if (Directory.Exists(folder))
+            return folder;
+        if (OperatingSystem.IsWindows())
         {
-            if (_hosts.TryRemove(executionId, out var host))
-                await host.DisposeAsync().ConfigureAwait(false);
+            Directory.CreateDirectory(folder);
+            return folder;
         }
+        Directory.CreateDirectory(runs, Private);
+        File.SetUnixFileMode(runs, _runAs is null ? Private : Passable);
+        Directory.CreateDirectory(folder, Private);
+        _runAs?.Own(folder);
+        return folder;
     }
-
-    /// <summary>
-    /// The execution's shell; a new one when it has none or its shell died. An execution runs one step at a time,
-    /// so two calls never race for the same execution (and different executions never share a shell).
-    /// </summary>
-    private ShellHost HostFor(Guid executionId)
-    {
-        if (_hosts.TryGetValue(executionId, out var host))
-        {
-            if (!host.Broken)
-                return host;
-            _ = host.DisposeAsync().AsTask();
-        }
-        host = ShellHost.Start(options.Shell, BaseEnvironment());
-        _hosts[executionId] = host;
-        return host;
-    }
-
     /// <summary>Names bash can export, and values an environment can hold.</summary>
     private static void CheckVariables(Dictionary<string, string> variables)
     {
@@ -177,6 +204,8 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
                 throw new StepTemplateException($"'{name}' cannot be an environment variable name: use letters, digits and '_', not starting with a digit");
             if (value.Contains('\0', StringComparison.Ordinal))
                 throw new StepTemplateException($"the value of {name} contains a NUL character, which an environment variable cannot hold");
+            if (System.Text.Encoding.UTF8.GetByteCount(value) + name.Length + 1 > MaxArgumentBytes)
+                throw new StepTemplateException($"the value of {name} is longer than 128 KiB, the most one environment variable can hold");
         }
     }
 
@@ -231,17 +260,14 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
     /// <exception cref="StepTemplateException">The folder cannot be named or made.</exception>
     private string WorkingDirectory(StepContext context, ShellAction shell)
     {
-        var root = options.WorkingDirectory;
+        var root = _options.WorkingDirectory;
         var sub = string.IsNullOrEmpty(shell.WorkingDirectory) ? null : context.Values.Render(shell.WorkingDirectory);
         if (sub is not null && sub.Contains('\0', StringComparison.Ordinal))
             throw new StepTemplateException("the working directory contains a NUL character");
         try
         {
             if (string.IsNullOrEmpty(root))
-            {
-                root = ExecutionFolder(context.ExecutionId);
-                Directory.CreateDirectory(root);
-            }
+                root = MakeExecutionFolder(context.ExecutionId);
             return sub is null ? root : Path.GetFullPath(Path.Combine(root, sub));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
@@ -250,24 +276,22 @@ public sealed class ShellStepExecutor(ShellOptions options) : IStepExecutor, IAs
         }
     }
 
-    /// <summary>What every step of this node starts from: the passed-through variables (or all), then the configured ones.</summary>
+    /// <summary>What every step of this node starts from: the passed-through variables, the RunAs user's own, then the configured ones.</summary>
     private Dictionary<string, string> BaseEnvironment()
     {
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (options.InheritEnvironment)
+        foreach (var name in ShellOptions.PassedThrough)
         {
-            foreach (System.Collections.DictionaryEntry entry in System.Environment.GetEnvironmentVariables())
-                environment[(string)entry.Key] = (string?)entry.Value ?? "";
+            if (System.Environment.GetEnvironmentVariable(name) is { } value)
+                environment[name] = value;
         }
-        else
+        if (_runAs is not null)
         {
-            foreach (var name in ShellOptions.PassedThrough)
-            {
-                if (System.Environment.GetEnvironmentVariable(name) is { } value)
-                    environment[name] = value;
-            }
+            environment["HOME"] = _runAs.Home;
+            environment["USER"] = environment["LOGNAME"] = _runAs.Name;
+            environment.Remove("TMPDIR"); // the portal's temp folder is not the step user's
         }
-        foreach (var (name, value) in options.Environment)
+        foreach (var (name, value) in _options.Environment)
             environment[name] = value;
         return environment;
     }

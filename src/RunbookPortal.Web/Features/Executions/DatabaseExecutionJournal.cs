@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.DataProtection;
 using System.Runtime.ExceptionServices;
 using Microsoft.EntityFrameworkCore;
 using RunbookPortal.Engine.Execution;
@@ -19,11 +20,18 @@ namespace RunbookPortal.Web.Features.Executions;
 /// lease is no longer that claim's — the run was taken over (and maybe resumed by another claim), and the record of
 /// the claim that holds it is the one that counts: the save throws <see cref="LeaseLostException"/> instead.</item>
 /// </list>
+/// <item>With an <c>outputProtector</c>, a step's outputs as produced (<see cref="StepSucceeded.RawOutputs"/>, secrets
+/// unmasked) are stored encrypted beside the masked ones, for a resumed run's later steps.</item>
 /// Dispose (await) it before its database context: it waits for the writer.
 /// </summary>
-public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time, string? leaseOwner = null)
+public sealed class DatabaseExecutionJournal(
+    PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time, string? leaseOwner = null,
+    IDataProtector? outputProtector = null)
     : IExecutionJournal, IAsyncDisposable
 {
+    /// <summary>The data-protection purpose of stored step outputs.</summary>
+    internal const string OutputsPurpose = "RunbookPortal.StepOutputs";
+
     /// <summary>The most events saved in one transaction.</summary>
     private const int MaxBatch = 500;
 
@@ -118,6 +126,12 @@ public sealed class DatabaseExecutionJournal(PortalDbContext db, Guid executionI
             if (leaseOwner is not null && _execution.LeaseOwner != leaseOwner)
                 throw new LeaseLostException(executionId, leaseOwner);
             var records = batch.Select(p => ExecutionLedger.Append(db, _execution, p.Event, p.At)).ToList();
+            foreach (var pending in batch)
+            {
+                if (pending.Event is StepSucceeded { RawOutputs.Count: > 0 } succeeded && outputProtector is not null
+                    && _execution.Steps.FirstOrDefault(s => s.StepId == succeeded.StepId) is { } step)
+                    step.ProtectedOutputs = outputProtector.Protect(System.Text.Json.JsonSerializer.Serialize(succeeded.RawOutputs));
+            }
             try
             {
                 await db.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);

@@ -82,6 +82,14 @@ public static class ExecutionLedger
                     step.Error = Text(data, "reason");
                 }
                 break;
+            case "step_cancelled":
+                if (step is not null)
+                {
+                    step.Status = StepStatus.Cancelled;
+                    step.FinishedAt = now;
+                    step.Error = Text(data, "reason");
+                }
+                break;
             case "step_skipped":
                 if (step is not null)
                 {

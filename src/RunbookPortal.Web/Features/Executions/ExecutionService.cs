@@ -240,6 +240,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     public async Task<OperationResult> CancelAsync(string actor, Guid id, bool rollback, CancellationToken ct = default)
     {
         var wasRunning = false;
+        var stopRollback = false;
         var queued = false;
         var target = "";
         var result = await MutateAsync(id, async (execution, now) =>
@@ -263,9 +264,15 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                 case ExecutionStatus.WaitingForInput:
                     queued = CancelWhileWaiting(db, execution, actor, rollback, now);
                     return OperationResult.Ok;
-                case ExecutionStatus.Running or ExecutionStatus.RollingBack:
-                    if (execution.Status == ExecutionStatus.RollingBack)
-                        return OperationResult.Conflict("The execution is rolling back; let the rollback finish.");
+                case ExecutionStatus.RollingBack:
+                    // A second cancel: the rollback stops where it is (a hung rollback must not hang the run), and the run ends Failed.
+                    if (execution.RollbackStopRequestedBy is not null)
+                        return OperationResult.Ok;
+                    stopRollback = true;
+                    execution.RollbackStopRequestedBy = actor;
+                    ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_stop_requested", execution.CurrentStepId, new { by = actor }), now);
+                    return OperationResult.Ok;
+                case ExecutionStatus.Running:
                     wasRunning = true;
                     if (execution.CancelRequested)
                         return execution.CancelRollback == rollback
@@ -284,6 +291,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             return result;
         if (wasRunning)
             running.Cancel(id, actor, rollback);
+        if (stopRollback)
+            running.StopRollback(id, actor);
         if (queued)
             notifier.WorkQueued();
         await audit.WriteAsync(actor, "execution.cancelled", target, new { executionId = id, rollback }, ct);
@@ -297,6 +306,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     internal static bool CancelWhileWaiting(PortalDbContext db, Execution execution, string actor, bool rollback, DateTime now)
     {
         execution.CancelRequested = false;
+        execution.RollbackStopRequestedBy = null;
         if (!rollback)
         {
             ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", execution.CurrentStepId,
@@ -350,6 +360,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             execution.StartAt = step.Index;
             execution.Mode = ExecutionMode.Run;
             execution.CancelRequested = false;
+            execution.RollbackStopRequestedBy = null;
             execution.FailedStepId = null;
             execution.Reason = null;
             // A manual step from here on asks again: a decision taken for the earlier run does not carry over.
@@ -379,6 +390,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                 return gate;
             execution.Mode = ExecutionMode.Rollback;
             execution.CancelRequested = false;
+            execution.RollbackStopRequestedBy = null;
             ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", null, new { by = actor }), now);
             ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
             return OperationResult.Ok;

@@ -33,11 +33,23 @@ public sealed class EngineOptions
     /// <summary>This node's name in leases; defaults to host name and process id.</summary>
     public string? NodeId { get; set; }
 
-    /// <summary>Working directory of shell steps (default: a temp folder per execution).</summary>
+    /// <summary>Working directory of shell steps (default: a private folder per execution under the data folder's <c>runs</c>).</summary>
     public string? WorkingDirectory { get; set; }
 
     /// <summary>Extra environment variables for shell steps.</summary>
     public Dictionary<string, string> Environment { get; set; } = [];
+
+    /// <summary>After SIGTERM (timeout, cancel, shutdown), how long a shell step has to end before SIGKILL.</summary>
+    public TimeSpan KillGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The timeout of every step and rollback without a <c>timeout</c> of its own.</summary>
+    public TimeSpan DefaultStepTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A user of this machine that every shell step runs as (the portal must run as root): steps then cannot read the
+    /// portal's environment, database file or keys. Not set: steps run as the portal's own user.
+    /// </summary>
+    public string? RunAs { get; set; }
 
     public string ResolveNodeId() => string.IsNullOrWhiteSpace(NodeId) ? $"{System.Environment.MachineName}:{System.Environment.ProcessId}" : NodeId;
 }
@@ -59,6 +71,15 @@ public sealed class RunningExecutions
     {
         foreach (var control in _controls.Values)
             control.RequestStop();
+    }
+
+    /// <summary>Stops the rollback of a run on this node; false when it runs elsewhere (that node sees the flag at its next heartbeat).</summary>
+    public bool StopRollback(Guid id, string by)
+    {
+        if (!_controls.TryGetValue(id, out var control) || control.RollbackStopToken.IsCancellationRequested)
+            return false;
+        control.StopRollback(by);
+        return true;
     }
 
     /// <summary>Cancels a run on this node; false when it runs elsewhere (that node sees the flag at its next heartbeat).</summary>
@@ -226,6 +247,7 @@ public sealed class ExecutionWorker(
                         candidate.LeaseOwner = $"{_node}#{Guid.NewGuid():N}";
                         candidate.LeaseExpiresAt = claimedAt + options.Value.LeaseDuration;
                         candidate.CancelRequested = false;
+                        candidate.RollbackStopRequestedBy = null;
                         claimed.Add((candidate.Id, candidate.LeaseOwner, ExecutionLedger.Append(db, candidate, new HostEvent("execution_claimed", null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
                     }
                 }
@@ -354,16 +376,16 @@ public sealed class ExecutionWorker(
                     parameters[k] = v;
             }
             var succeeded = execution.Steps.Where(s => s.SucceededOrder != null).OrderBy(s => s.SucceededOrder).ToList();
+            var outputs = services.GetRequiredService<IDataProtectionProvider>().CreateProtector(DatabaseExecutionJournal.OutputsPurpose);
             var plan = new ExecutionPlan(id, definition, parameters, execution.DryRun, execution.StartAt,
-                succeeded.Where(s => s.OutputsJson != null).ToDictionary(s => s.StepId,
-                    s => (IReadOnlyDictionary<string, string>)(JsonSerializer.Deserialize<Dictionary<string, string>>(s.OutputsJson!) ?? [])),
+                succeeded.Where(s => s.OutputsJson != null || s.ProtectedOutputs != null).ToDictionary(s => s.StepId, s => PriorOutputs(s, outputs)),
                 succeeded.Select(s => s.StepId).ToList(),
                 ExecutionService.InputOf(execution));
 
-            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, lease);
+            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, lease, outputs);
             var runner = services.GetRequiredService<ExecutionRunner>();
             var outcome = execution.Mode == ExecutionMode.Rollback
-                ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, leaseLost.Token)
+                ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, leaseLost.Token, control)
                 : await runner.RunAsync(plan, journal, control, leaseLost.Token);
             logger.LogInformation("Execution {Execution} of {Runbook} v{Version} ended {Status}.", id, execution.RunbookName, execution.Version, outcome.Status);
         }
@@ -388,7 +410,17 @@ public sealed class ExecutionWorker(
         }
     }
 
-    /// <summary>Renews the lease and picks up a cancel requested on another node.</summary>
+    /// <summary>
+    /// An earlier step's outputs for a resumed run: as produced (decrypted), so a value that held a secret is the
+    /// secret again, not its mask; the masked ones only for a run recorded before outputs were stored encrypted.
+    /// </summary>
+    private static IReadOnlyDictionary<string, string> PriorOutputs(ExecutionStepRecord step, IDataProtector protector)
+    {
+        var json = step.ProtectedOutputs is { } sealedOutputs ? protector.Unprotect(sealedOutputs) : step.OutputsJson!;
+        return JsonSerializer.Deserialize<Dictionary<string, string>>(json) ?? [];
+    }
+
+    /// <summary>Renews the lease and picks up a cancel (or a stop of the rollback) requested on another node.</summary>
     private async Task HeartbeatAsync(Guid id, string lease, ExecutionControl control, CancellationTokenSource leaseLost, CancellationToken stop)
     {
         var interval = options.Value.LeaseDuration / 3;
@@ -403,9 +435,11 @@ public sealed class ExecutionWorker(
                 var renewed = await db.Executions.Where(e => e.Id == id && e.LeaseOwner == lease)
                     .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), stop);
                 var cancel = await db.Executions.AsNoTracking().Where(e => e.Id == id)
-                    .Select(e => new { e.CancelRequested, e.CancelRollback, e.CancelRequestedBy }).FirstAsync(stop);
+                    .Select(e => new { e.CancelRequested, e.CancelRollback, e.CancelRequestedBy, e.RollbackStopRequestedBy }).FirstAsync(stop);
                 if (cancel.CancelRequested && !control.CancelToken.IsCancellationRequested)
                     control.Cancel(cancel.CancelRequestedBy ?? "operator", cancel.CancelRollback);
+                if (cancel.RollbackStopRequestedBy is { } stopper && !control.RollbackStopToken.IsCancellationRequested)
+                    control.StopRollback(stopper);
                 if (renewed == 0 && !leaseLost.IsCancellationRequested)
                 {
                     logger.LogWarning("Execution {Execution}: this node lost its lease; stopping the run here.", id);

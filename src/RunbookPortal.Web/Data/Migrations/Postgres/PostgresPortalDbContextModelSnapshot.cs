@@ -491,6 +491,10 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
 
+                    b.Property<string>("RollbackStopRequestedBy")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)");
+
                     b.Property<bool>("RolledBack")
                         .HasColumnType("boolean");
 
@@ -604,6 +608,9 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                         .HasColumnType("character varying(200)");
 
                     b.Property<string>("OutputsJson")
+                        .HasColumnType("text");
+
+                    b.Property<string>("ProtectedOutputs")
                         .HasColumnType("text");
 
                     b.Property<DateTime?>("StartedAt")

@@ -476,6 +476,10 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                         .HasMaxLength(256)
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("RollbackStopRequestedBy")
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT");
+
                     b.Property<bool>("RolledBack")
                         .HasColumnType("INTEGER");
 
@@ -587,6 +591,9 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<string>("OutputsJson")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedOutputs")
                         .HasColumnType("TEXT");
 
                     b.Property<DateTime?>("StartedAt")

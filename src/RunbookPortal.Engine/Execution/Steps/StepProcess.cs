@@ -1,0 +1,244 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace RunbookPortal.Engine.Execution.Steps;
+
+/// <summary>
+/// One run of one command as the leader of a new session and process group (through <c>setsid</c>), optionally as
+/// another user (through <c>setpriv</c>), with stdin closed and stdout and stderr read apart, line by line.
+/// <list type="bullet">
+/// <item>It ends when its process exits; then whatever it left running in its group is killed, what is left in the
+/// pipes is read, and the pipes are closed: a process that left the group cannot hold the step open, and its later
+/// output goes nowhere (every step has pipes of its own).</item>
+/// <item>Stopping it (the token) sends SIGTERM to the whole group, waits the grace period, then sends SIGKILL.</item>
+/// </list>
+/// </summary>
+internal sealed class StepProcess
+{
+    private const int SigTerm = 15;
+    private const int SigKill = 9;
+
+    /// <summary>How long the pipes are read once the step's group is gone: only a process that left the group holds them longer.</summary>
+    private static readonly TimeSpan DrainLimit = TimeSpan.FromMilliseconds(250);
+
+    private static readonly string? Setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
+    private static readonly string? Setpriv = new[] { "/usr/bin/setpriv", "/bin/setpriv" }.FirstOrDefault(File.Exists);
+
+    /// <summary>How a stopped step ended.</summary>
+    public sealed record Outcome(int ExitCode, string? Stopped);
+
+    /// <summary>
+    /// Runs <paramref name="file"/> with <paramref name="arguments"/> in <paramref name="workingDirectory"/> with exactly
+    /// <paramref name="environment"/>, and hands each line to <paramref name="line"/> ("stdout" or "stderr").
+    /// </summary>
+    /// <exception cref="Win32Exception">The command could not be started.</exception>
+    public static async Task<Outcome> RunAsync(
+        string file,
+        IEnumerable<string> arguments,
+        string workingDirectory,
+        IReadOnlyDictionary<string, string> environment,
+        UnixAccount? runAs,
+        TimeSpan killGrace,
+        Func<string, string, ValueTask> line,
+        CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = workingDirectory,
+        };
+        var command = new List<string>();
+        if (runAs is not null)
+        {
+            if (Setpriv is null)
+                throw new Win32Exception("setpriv (util-linux) is needed to run steps as another user and is not installed");
+            command.AddRange([Setpriv, $"--reuid={runAs.Uid}", $"--regid={runAs.Gid}", "--init-groups", "--"]);
+        }
+        command.Add(file);
+        command.AddRange(arguments);
+        if (Setsid is not null && !OperatingSystem.IsWindows())
+        {
+            info.FileName = Setsid;
+            info.ArgumentList.Add("--");
+        }
+        else
+        {
+            info.FileName = command[0];
+            command.RemoveAt(0);
+        }
+        foreach (var argument in command)
+            info.ArgumentList.Add(argument);
+        info.Environment.Clear();
+        foreach (var (name, value) in environment)
+            info.Environment[name] = value;
+
+        using var process = new Process { StartInfo = info };
+        process.Start();
+        // Not a group leader when started, so setsid makes the process itself the leader: the group id is its pid.
+        var group = process.Id;
+        process.StandardInput.Close();
+
+        using var reading = new CancellationTokenSource();
+        using var outputFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Exception? failure = null;
+        var closed = 0;
+        async ValueTask Deliver(string stream, string text)
+        {
+            if (Volatile.Read(ref closed) == 1)
+                return; // the step has ended: what comes now is not its output
+            try
+            {
+                await line(stream, text).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                failure ??= ex;
+                await outputFailed.CancelAsync().ConfigureAwait(false); // recording failed: stop the step
+            }
+        }
+        var readers = Task.WhenAll(
+            ReadLinesAsync(process.StandardOutput.BaseStream, "stdout", Deliver, reading.Token),
+            ReadLinesAsync(process.StandardError.BaseStream, "stderr", Deliver, reading.Token));
+
+        string? stopped = null;
+        try
+        {
+            await process.WaitForExitAsync(outputFailed.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Signal(process, group, SigTerm);
+            using var grace = new CancellationTokenSource(killGrace);
+            try
+            {
+                await process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
+                stopped = "stopped with SIGTERM";
+            }
+            catch (OperationCanceledException)
+            {
+                Signal(process, group, SigKill);
+                await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+                stopped = $"it did not stop within {Runbooks.DurationParser.Format(killGrace)} of SIGTERM and was killed with SIGKILL";
+            }
+        }
+        Signal(process, group, SigKill); // what the step left running in its group goes with it
+
+        if (await Task.WhenAny(readers, Task.Delay(DrainLimit, CancellationToken.None)).ConfigureAwait(false) != readers)
+        {
+            // A process outside the group still holds a pipe: nothing it writes from now on is this step's, and the pipes
+            // close with the process object (it gets SIGPIPE when it writes again).
+            Volatile.Write(ref closed, 1);
+            await reading.CancelAsync().ConfigureAwait(false);
+            _ = readers.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+        }
+        if (failure is not null)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        return new Outcome(process.ExitCode, stopped);
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to the step's group (or, without process groups, to the process and its tree).</summary>
+    private static void Signal(Process process, int group, int signal)
+    {
+        if (Setsid is not null && !OperatingSystem.IsWindows())
+        {
+            _ = Native.Kill(-group, signal); // the kernel keeps the group id while any member lives
+            return;
+        }
+        if (signal != SigKill)
+            return;
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or Win32Exception or NotSupportedException)
+        {
+            // It has exited already.
+        }
+    }
+
+    /// <summary>Reads one pipe to its end, as UTF-8 lines (see <see cref="LineSplitter"/>); the last line may lack a newline.</summary>
+    private static async Task ReadLinesAsync(Stream pipe, string stream, Func<string, string, ValueTask> deliver, CancellationToken cancellationToken)
+    {
+        var decoder = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetDecoder();
+        var splitter = new LineSplitter();
+        var bytes = new byte[16384];
+        var chars = new char[Encoding.UTF8.GetMaxCharCount(bytes.Length)];
+        var lines = new List<string>();
+        while (true)
+        {
+            var read = await pipe.ReadAsync(bytes, cancellationToken).ConfigureAwait(false);
+            var count = decoder.GetChars(bytes, 0, read, chars, 0, flush: read == 0);
+            splitter.Append(chars.AsSpan(0, count), lines);
+            if (read == 0 && splitter.Flush() is { } rest)
+                lines.Add(rest.EndsWith('\r') ? rest[..^1] : rest);
+            foreach (var text in lines)
+                await deliver(stream, text).ConfigureAwait(false);
+            lines.Clear();
+            if (read == 0)
+                return;
+        }
+    }
+
+    private static class Native
+    {
+        [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+        public static extern int Kill(int pid, int signal);
+    }
+}
+
+/// <summary>A user of this machine that shell steps run as (<c>Engine:RunAs</c>).</summary>
+public sealed record UnixAccount(string Name, uint Uid, uint Gid, string Home)
+{
+    /// <summary>Looks the user up (getpwnam); null when there is no such user.</summary>
+    public static UnixAccount? Find(string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (OperatingSystem.IsWindows())
+            return null;
+        var entry = Native.GetPwNam(name);
+        if (entry == IntPtr.Zero)
+            return null;
+        var passwd = Marshal.PtrToStructure<Native.Passwd>(entry);
+        return new UnixAccount(name, passwd.Uid, passwd.Gid, Marshal.PtrToStringUTF8(passwd.Dir) ?? "/");
+    }
+
+    /// <summary>Whether this process may switch to another user (it runs as root).</summary>
+    public static bool CanSwitchUser => !OperatingSystem.IsWindows() && Native.GetEUid() == 0;
+
+    /// <summary>Gives <paramref name="path"/> to this user (not following a symbolic link).</summary>
+    /// <exception cref="IOException">It could not.</exception>
+    public void Own(string path)
+    {
+        if (Native.LChown(path, Uid, Gid) != 0)
+            throw new IOException($"could not give {path} to the user {Name} (errno {Marshal.GetLastPInvokeError()})");
+    }
+
+    private static class Native
+    {
+        [StructLayout(LayoutKind.Sequential)]
+        public struct Passwd
+        {
+            public IntPtr Name;
+            public IntPtr Password;
+            public uint Uid;
+            public uint Gid;
+            public IntPtr Gecos;
+            public IntPtr Dir;
+            public IntPtr Shell;
+        }
+
+        [DllImport("libc", EntryPoint = "getpwnam", SetLastError = true)]
+        public static extern IntPtr GetPwNam([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
+
+        [DllImport("libc", EntryPoint = "geteuid")]
+        public static extern uint GetEUid();
+
+        [DllImport("libc", EntryPoint = "lchown", SetLastError = true)]
+        public static extern int LChown([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint uid, uint gid);
+    }
+}
