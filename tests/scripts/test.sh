@@ -9,6 +9,7 @@
 #   RBP_TEST_POSTGRES  an Npgsql connection string for a role that may CREATE DATABASE;
 #                      when set, the script does not install, start or configure PostgreSQL.
 #   RBP_CHROMIUM       path of a Chromium binary; when set, the script does not install Chromium.
+#   RBP_TEST_RUNAS     a throwaway user for the Engine:RunAs tests; as root the script creates rbp-step.
 # The script exports RBP_REQUIRE_SERVICES=1 so that tests fail (instead of skipping) when a service is missing.
 set -euo pipefail
 
@@ -135,12 +136,31 @@ ensure_chromium() {
     log "Chromium ready: $("$RBP_CHROMIUM" --version 2>/dev/null || echo "$RBP_CHROMIUM")"
 }
 
+# The throwaway user that the Engine:RunAs tests run shell steps as; only root can switch to it, so only then.
+ensure_step_user() {
+    if [ -n "${RBP_TEST_RUNAS:-}" ]; then
+        log "Step user: using the caller's RBP_TEST_RUNAS=$RBP_TEST_RUNAS"
+        return
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        log "Step user: not root, so the RunAs tests check that the portal refuses Engine:RunAs"
+        return
+    fi
+    if ! id rbp-step >/dev/null 2>&1; then
+        log "Creating the user rbp-step (shell steps run as it in the RunAs tests)"
+        useradd --create-home --shell /usr/sbin/nologin rbp-step
+    fi
+    export RBP_TEST_RUNAS=rbp-step
+}
+
 command -v dotnet >/dev/null 2>&1 || die "dotnet is not on PATH; install the .NET SDK named in global.json."
 
 log "Checking PostgreSQL"
 ensure_postgres
 log "Checking Chromium"
 ensure_chromium
+log "Checking the step user"
+ensure_step_user
 export RBP_REQUIRE_SERVICES=1
 
 log "Restoring .NET tools"

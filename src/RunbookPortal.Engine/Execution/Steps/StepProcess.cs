@@ -23,6 +23,9 @@ internal sealed class StepProcess
     /// <summary>How long the pipes are read once the step's group is gone: only a process that left the group holds them longer.</summary>
     private static readonly TimeSpan DrainLimit = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Lines read and not yet handed on beyond which reading waits (and so does the step, on its full pipe).</summary>
+    private const int MaxQueued = 2000;
+
     private static readonly string? Setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
     private static readonly string? Setpriv = new[] { "/usr/bin/setpriv", "/bin/setpriv" }.FirstOrDefault(File.Exists);
 
@@ -83,27 +86,46 @@ internal sealed class StepProcess
         var group = process.Id;
         process.StandardInput.Close();
 
-        using var reading = new CancellationTokenSource();
+        // Reading and delivering are apart: the pipes are read at once (so what the step wrote before it ended is taken in
+        // within moments of its end), and lines are handed on in order at the journal's pace. While the step runs, a
+        // reader waits when MaxQueued lines wait for delivery, and the step waits on its full pipe: back-pressure.
+        var queue = System.Threading.Channels.Channel.CreateUnbounded<(string Stream, string Text)>(
+            new System.Threading.Channels.UnboundedChannelOptions { SingleReader = true });
+        using var slots = new SemaphoreSlim(MaxQueued);
+        using var ended = new CancellationTokenSource();
         using var outputFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        Exception? failure = null;
         var closed = 0;
-        async ValueTask Deliver(string stream, string text)
+        async ValueTask Enqueue(string stream, string text)
         {
             if (Volatile.Read(ref closed) == 1)
-                return; // the step has ended: what comes now is not its output
-            try
+                return; // the step has ended and its pipes were closed: what comes now is not its output
+            if (!ended.IsCancellationRequested)
+            {
+                try
+                {
+                    await slots.WaitAsync(ended.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The step ended: what is left in its pipes is taken in without waiting.
+                }
+            }
+            queue.Writer.TryWrite((stream, text));
+        }
+        var delivering = DeliverAsync();
+        async Task DeliverAsync()
+        {
+            await foreach (var (stream, text) in queue.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
             {
                 await line(stream, text).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                failure ??= ex;
-                await outputFailed.CancelAsync().ConfigureAwait(false); // recording failed: stop the step
+                slots.Release();
             }
         }
+        _ = delivering.ContinueWith(_ => outputFailed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+
         var readers = Task.WhenAll(
-            ReadLinesAsync(process.StandardOutput.BaseStream, "stdout", Deliver, reading.Token),
-            ReadLinesAsync(process.StandardError.BaseStream, "stderr", Deliver, reading.Token));
+            ReadLinesAsync(process.StandardOutput.BaseStream, "stdout", Enqueue),
+            ReadLinesAsync(process.StandardError.BaseStream, "stderr", Enqueue));
 
         string? stopped = null;
         try
@@ -127,17 +149,17 @@ internal sealed class StepProcess
             }
         }
         Signal(process, group, SigKill); // what the step left running in its group goes with it
+        await ended.CancelAsync().ConfigureAwait(false);
 
         if (await Task.WhenAny(readers, Task.Delay(DrainLimit, CancellationToken.None)).ConfigureAwait(false) != readers)
         {
             // A process outside the group still holds a pipe: nothing it writes from now on is this step's, and the pipes
             // close with the process object (it gets SIGPIPE when it writes again).
             Volatile.Write(ref closed, 1);
-            await reading.CancelAsync().ConfigureAwait(false);
-            _ = readers.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
         }
-        if (failure is not null)
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        _ = readers.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        queue.Writer.TryComplete();
+        await delivering.ConfigureAwait(false); // every line the step wrote is handed on before the step ends; a journal failure throws here
         return new Outcome(process.ExitCode, stopped);
     }
 
@@ -162,7 +184,7 @@ internal sealed class StepProcess
     }
 
     /// <summary>Reads one pipe to its end, as UTF-8 lines (see <see cref="LineSplitter"/>); the last line may lack a newline.</summary>
-    private static async Task ReadLinesAsync(Stream pipe, string stream, Func<string, string, ValueTask> deliver, CancellationToken cancellationToken)
+    private static async Task ReadLinesAsync(Stream pipe, string stream, Func<string, string, ValueTask> deliver)
     {
         var decoder = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false).GetDecoder();
         var splitter = new LineSplitter();
@@ -171,7 +193,7 @@ internal sealed class StepProcess
         var lines = new List<string>();
         while (true)
         {
-            var read = await pipe.ReadAsync(bytes, cancellationToken).ConfigureAwait(false);
+            var read = await pipe.ReadAsync(bytes).ConfigureAwait(false);
             var count = decoder.GetChars(bytes, 0, read, chars, 0, flush: read == 0);
             splitter.Append(chars.AsSpan(0, count), lines);
             if (read == 0 && splitter.Flush() is { } rest)
