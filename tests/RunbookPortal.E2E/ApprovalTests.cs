@@ -254,28 +254,4 @@ public sealed class ApprovalTests(PortalProcess portal, ITestOutputHelper output
             await Task.Delay(100);
         }
     }
-
-    /// <summary>The same page 390 px wide: a screenshot, axe-core, no sideways scrolling of the page, and (with <paramref name="tablesFit"/>) no table wider than the screen; then back to the desktop size.</summary>
-    private async Task OnAPhoneAsync(IPage page, string screenshot, string what, bool tablesFit = true)
-    {
-        await page.SetViewportSizeAsync(390, 844);
-        await ScreenshotAsync(screenshot, page);
-        await ExpectAccessibleAsync(page, what);
-        var width = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth");
-        Assert.True(width <= 390, $"{what} is {width} px wide on a 390 px screen");
-        var clipped = await page.EvaluateAsync<int>("() => [...document.querySelectorAll('.mud-main-content .mud-table-container')].filter(e => e.scrollWidth > e.clientWidth + 1).length");
-        Assert.True(!tablesFit || clipped == 0, $"{what} has a table wider than the screen");
-        await page.SetViewportSizeAsync(1366, 900);
-    }
-
-    /// <summary>axe-core on the page's own content: no serious or critical violation.</summary>
-    private async Task ExpectAccessibleAsync(IPage page, string what)
-    {
-        var results = await page.RunAxe(new AxeRunContext { Include = [new AxeSelector(".mud-main-content")] });
-        var bad = results.Violations.Where(v => v.Impact is "serious" or "critical").ToList();
-        foreach (var v in results.Violations)
-            Output.WriteLine($"axe {what}: {v.Impact} {v.Id}: {v.Help} — {string.Join("; ", v.Nodes.Take(3).Select(n => n.Html))}");
-        Assert.True(bad.Count == 0, $"{what} has serious or critical accessibility violations: " +
-            string.Join("; ", bad.Select(v => $"{v.Id} ({v.Impact}): {v.Help} at {string.Join(", ", v.Nodes.Take(3).Select(n => n.Html))}")));
-    }
 }

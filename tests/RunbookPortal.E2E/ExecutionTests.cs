@@ -395,6 +395,64 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
             $"the process {helper} the cancelled step started is still running");
     }
 
+    /// <summary>
+    /// An on-call engineer cancels a deploy whose step hangs, with rollback, and the rollback hangs too: the hanging
+    /// step shows Cancelled, "Stop rollback" (after a confirmation) stops the hung rollback, and the run ends Failed with
+    /// that rollback marked failed — on a phone too, with no serious accessibility violation.
+    /// </summary>
+    [Fact]
+    public async Task OnCallStopsAHungRollback_FromTheExecutionPage()
+    {
+        const string name = "e2e-hung-rollback";
+        using var admin = Api(Portal.ApiToken);
+        var (_, _, status, timeline) = await OpenedPipelineRunAsync(admin, name, """
+            apiVersion: runbooks/v1
+            name: e2e-hung-rollback
+            title: Hung rollback
+            type: deployment
+            steps:
+              - id: switch
+                name: Switch traffic
+                action: shell
+                run: echo "traffic switched"
+                rollback:
+                  action: shell
+                  run: echo "switching back, waiting for the load balancer"; sleep 300
+              - id: migrate
+                name: Migrate
+                action: shell
+                run: echo "migrating"; sleep 300
+            """, "stopper");
+        await Expect(timeline.Locator(".rbp-output").Filter(new() { HasText = "migrating" })).ToHaveCountAsync(1);
+
+        await Page.Locator("[data-testid=cancel]").ClickAsync();
+        var dialog = Page.Locator(".mud-dialog");
+        await dialog.Locator("[data-testid=cancel-rollback]").ClickAsync();
+        await dialog.Locator("[data-testid=cancel-confirm]").ClickAsync();
+
+        await Expect(status, "the run rolls back").ToHaveAttributeAsync("data-status", "RollingBack");
+        var migrate = Page.Locator("[data-testid=steps] tbody tr").Nth(1);
+        await Expect(migrate, "the hanging step is Cancelled, not Failed").ToHaveAttributeAsync("data-status", "Cancelled");
+        await Expect(migrate.Locator(".mud-chip")).ToHaveTextAsync("Cancelled");
+        await Expect(timeline).ToContainTextAsync("switching back, waiting for the load balancer");
+        await ScreenshotAsync("execution-rolling-back.png");
+        await ExpectAccessibleAsync(Page, "the execution page while it rolls back");
+
+        await Page.Locator("[data-testid=stop-rollback]").ClickAsync();
+        var confirm = Page.Locator(".mud-dialog").Filter(new() { HasText = "Stop the rollback?" });
+        await Expect(confirm).ToContainTextAsync("the rollbacks not yet run are not run");
+        await ScreenshotAsync("stop-rollback-dialog.png");
+        await confirm.GetByRole(AriaRole.Button, new() { Name = "Stop rollback" }).ClickAsync();
+
+        await Expect(status, "stopping the rollback ends the run Failed, shown without a reload").ToHaveAttributeAsync("data-status", "Failed");
+        var switched = Page.Locator("[data-testid=steps] tbody tr").Nth(0);
+        await Expect(switched).ToHaveAttributeAsync("data-status", "RollbackFailed");
+        await Expect(Page.Locator("[data-testid=stop-rollback]")).ToHaveCountAsync(0);
+        await ScreenshotAsync("execution-rollback-stopped.png");
+        await ExpectAccessibleAsync(Page, "the execution page after the rollback was stopped");
+        await OnAPhoneAsync(Page, "execution-rollback-stopped-phone.png", "the execution page on a phone", tablesFit: false);
+    }
+
     /// <summary>An operator (with an API token) and the runbook <paramref name="yaml"/> published: created and submitted by the admin, approved by a second author.</summary>
     private async Task<(string Email, string Password, string Token)> OperatorAndPublishedRunbookAsync(HttpClient admin, string name, string yaml, string who)
     {
