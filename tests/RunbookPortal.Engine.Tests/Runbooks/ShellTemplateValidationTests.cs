@@ -26,6 +26,13 @@ public sealed class ShellTemplateValidationTests
         "a[{{ n }}]=1",
         "echo \"${a[{{ n }}]}\"",
         "echo \\{{ n }}",
+        "echo $[ {{ n }} + 1 ]",
+        "declare -i x={{ n }}",
+        "typeset -ri x={{ n }}",
+        "local -a -i x=({{ n }})",
+        "echo \"${s:{{ n }}}\"",
+        "echo ${s:0:{{ n }}}",
+        "echo ${s: {{ n }}}",
     ];
 
     [Theory]
@@ -66,6 +73,10 @@ public sealed class ShellTemplateValidationTests
     [InlineData("cat <<< \"{{ n }}\"")]
     [InlineData("cat <<EOF\nname: {{ n }}\nEOF")]
     [InlineData("echo \"(( {{ n }} ))\"")]
+    [InlineData("declare x={{ n }}")]
+    [InlineData("local -r x={{ n }}")]
+    [InlineData("echo \"${s:-{{ n }}}\" ${s:={{ n }}} ${s:+{{ n }}}")]
+    [InlineData("echo \"${s}: {{ n }}\"")]
     public void AStringParameter_OutsideArithmetic_IsAccepted(string run)
     {
         var result = Validate("string", run);

@@ -20,7 +20,7 @@ namespace RunbookPortal.Engine.Execution.Steps;
 /// a value run as code, because the value is not in the text.
 /// </para>
 /// </summary>
-public static class ShellQuoting
+public static partial class ShellQuoting
 {
     /// <summary>Stands for one template while the script is lexed (a private-use character).</summary>
     private const char Slot = '\uE000';
@@ -122,11 +122,17 @@ public static class ShellQuoting
         /// <summary>Inside <c>[[ … ]]</c>, where the operands of <c>-eq</c>, <c>-lt</c>, … and of <c>-v</c> are evaluated.</summary>
         public bool Conditional { get; set; }
 
-        /// <summary>An array subscript <c>name[…]</c>.</summary>
+        /// <summary>An array subscript <c>name[…]</c>, or <c>$[ … ]</c>.</summary>
         public bool Subscript => Closer == ']';
+
+        /// <summary>The offset and length of <c>${name:offset:length}</c>, inside its <c>${ }</c> frame: both close at its <c>}</c>.</summary>
+        public bool Offset { get; init; }
     }
 
     private sealed record PendingHeredoc(string Delimiter, bool Quoted, bool StripTabs);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?:declare|typeset|local|readonly|export)(?:[ \t]+-[A-Za-z]+)*?[ \t]+-[A-Za-z]*i[A-Za-z]*(?=[ \t;]|$)")]
+    private static partial System.Text.RegularExpressions.Regex DeclareInteger();
 
     private sealed class Lexer(
         string text,
@@ -264,6 +270,18 @@ public static class ShellQuoting
             return end == 0 || _out[end - 1] is ';' or '&' or '|' or '(' or '\n' or '`' or '!' or '{' || char.IsLetter(_out[end - 1]);
         }
 
+        /// <summary>
+        /// At <c>declare</c>, <c>typeset</c>, <c>local</c>, <c>readonly</c> or <c>export</c> whose options (before any
+        /// name) include <c>i</c>: the length of the keyword and its options; else null.
+        /// </summary>
+        private int? DeclaresIntegers()
+        {
+            var end = text.IndexOf('\n', _position);
+            var line = end < 0 ? text[_position..] : text[_position..end];
+            var match = DeclareInteger().Match(line);
+            return match.Success ? match.Length : null;
+        }
+
         private bool WordFollows(string word)
         {
             if (string.CompareOrdinal(text, _position, word, 0, word.Length) != 0)
@@ -322,6 +340,21 @@ public static class ShellQuoting
                     PushCommands(')', 1, arithmetic: true);
                     return;
                 case 'l' when !frame.Let && WordFollows("let") && AtCommandStart(): frame.Let = true; Copy(3); return;
+                case 'd' or 't' or 'l' or 'r' or 'e' when !frame.Let && AtCommandStart() && DeclaresIntegers() is { } length:
+                    // declare -i x=…, local -i, typeset -i, readonly -i: the values assigned are evaluated as arithmetic.
+                    frame.Let = true;
+                    Copy(length);
+                    return;
+                case ':' when frame.Closer == '}' && !frame.Offset && !frame.Arithmetic && Next() is not ('-' or '=' or '+' or '?'):
+                    // ${name:offset:length}: both are arithmetic (${name:-default} and the like are not).
+                    Copy(1);
+                    _frames.Push(new Frame(Context.Unquoted, '}', Arithmetic: true) { Offset = true });
+                    return;
+                case '}' when frame.Offset:
+                    Copy(1);
+                    _frames.Pop();
+                    _frames.Pop(); // the ${ } it belongs to ends with it
+                    return;
                 case ';' or '&' or '|' when frame.Let: frame.Let = false; Copy(1); return;
                 case '(' when frame.Closer == ')': frame.Depth++; Copy(1); return;
                 case ')' when frame.Closer == ')':
@@ -383,6 +416,11 @@ public static class ShellQuoting
                     PushCommands(')', 2, arithmetic: Next(2) == '(');
                     return;
                 case '{': Push(Context.Unquoted, '}', 2); return;
+                case '[':
+                    // $[ expression ]: bash's old spelling of $(( )).
+                    Copy(2);
+                    _frames.Push(new Frame(Context.Unquoted, ']', Arithmetic: true));
+                    return;
                 case '\'': Push(Context.AnsiC, '\'', 2); return;
                 case '"': Push(Context.DoubleQuoted, '"', 2); return;
                 default: Copy(1); return;
