@@ -33,6 +33,12 @@ public sealed class ShellTemplateValidationTests
         "echo \"${s:{{ n }}}\"",
         "echo ${s:0:{{ n }}}",
         "echo ${s: {{ n }}}",
+        "printf -v \"a[{{ n }}]\" %s 1",
+        "unset 'a[{{ n }}]'",
+        "read -r \"a[{{ n }}]\" <<< 1",
+        "[ -v \"a[{{ n }}]\" ]",
+        "declare -i x; x={{ n }}",
+        "declare -i x y; echo; y+=\"{{ n }}\"",
     ];
 
     [Theory]
@@ -74,6 +80,8 @@ public sealed class ShellTemplateValidationTests
     [InlineData("cat <<EOF\nname: {{ n }}\nEOF")]
     [InlineData("echo \"(( {{ n }} ))\"")]
     [InlineData("declare x={{ n }}")]
+    [InlineData("echo \"items[{{ n }}]\"")]
+    [InlineData("declare x; x={{ n }}")]
     [InlineData("local -r x={{ n }}")]
     [InlineData("echo \"${s:-{{ n }}}\" ${s:={{ n }}} ${s:+{{ n }}}")]
     [InlineData("echo \"${s}: {{ n }}\"")]

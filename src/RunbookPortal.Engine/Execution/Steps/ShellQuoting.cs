@@ -134,6 +134,15 @@ public static partial class ShellQuoting
     [System.Text.RegularExpressions.GeneratedRegex(@"^(?:declare|typeset|local|readonly|export)(?:[ \t]+-[A-Za-z]+)*?[ \t]+-[A-Za-z]*i[A-Za-z]*(?=[ \t;]|$)")]
     private static partial System.Text.RegularExpressions.Regex DeclareInteger();
 
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:^|[ \t])([A-Za-z_][A-Za-z0-9_]*)(?==|[ \t;]|$)")]
+    private static partial System.Text.RegularExpressions.Regex AssignedName();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=")]
+    private static partial System.Text.RegularExpressions.Regex IntegerAssignment();
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*\[[^\]]*$")]
+    private static partial System.Text.RegularExpressions.Regex OpenSubscript();
+
     private sealed class Lexer(
         string text,
         List<TemplateReference> references,
@@ -159,7 +168,7 @@ public static partial class ShellQuoting
                 {
                     var frame = _frames.Peek();
                     var places = TemplatePlaces.None;
-                    if (frame.Arithmetic || frame.Let || (frame.Conditional && NextToArithmeticOperator()))
+                    if (frame.Arithmetic || frame.Let || (frame.Conditional && NextToArithmeticOperator()) || EvaluatedAsAName())
                         places |= TemplatePlaces.Arithmetic;
                     EmitSlot(frame.Context switch
                     {
@@ -279,7 +288,42 @@ public static partial class ShellQuoting
             var end = text.IndexOf('\n', _position);
             var line = end < 0 ? text[_position..] : text[_position..end];
             var match = DeclareInteger().Match(line);
-            return match.Success ? match.Length : null;
+            if (!match.Success)
+                return null;
+            // Later plain assignments to these names are arithmetic too (x=… of an integer variable is evaluated).
+            foreach (System.Text.RegularExpressions.Match name in AssignedName().Matches(line[match.Length..]))
+                _integers.Add(name.Groups[1].Value);
+            return match.Length;
+        }
+
+        private readonly HashSet<string> _integers = new(StringComparer.Ordinal);
+
+        /// <summary>Builtins that take a variable name, subscript included, as an argument (which bash then evaluates).</summary>
+        private static readonly HashSet<string> NameTakers = new(StringComparer.Ordinal)
+        {
+            "printf", "unset", "read", "readarray", "mapfile", "declare", "typeset", "local", "readonly", "export", "test", "[", "wait",
+        };
+
+        /// <summary>
+        /// Whether the template stands where bash evaluates it as part of a name: in <c>name[…</c> given (quoted or not) to
+        /// a builtin that takes names (<c>printf -v "a[…]"</c>, <c>unset</c>, <c>read</c>, <c>declare</c>, <c>[ -v … ]</c>…),
+        /// or as the value assigned to a variable this script declared integer (<c>declare -i x; x=…</c>).
+        /// </summary>
+        private bool EvaluatedAsAName()
+        {
+            var start = _out.Length;
+            while (start > 0 && !char.IsWhiteSpace(_out[start - 1]) && _out[start - 1] is not (';' or '&' or '|' or '(' or ')' or '`'))
+                start--;
+            var word = _out.ToString(start, _out.Length - start).Replace("\"", "", StringComparison.Ordinal).Replace("'", "", StringComparison.Ordinal);
+            if (IntegerAssignment().Match(word) is { Success: true } assignment && _integers.Contains(assignment.Groups[1].Value))
+                return true;
+            if (!OpenSubscript().IsMatch(word))
+                return false;
+            var command = start;
+            while (command > 0 && _out[command - 1] is not (';' or '&' or '|' or '(' or '\n' or '`'))
+                command--;
+            var first = _out.ToString(command, start - command).TrimStart().Split([' ', '\t'], 2)[0];
+            return NameTakers.Contains(first);
         }
 
         private bool WordFollows(string word)
