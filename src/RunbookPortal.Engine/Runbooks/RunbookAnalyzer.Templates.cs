@@ -110,6 +110,11 @@ internal sealed partial class RunbookAnalyzer
             return;
         foreach (var (reference, places) in ShellQuoting.Analyze(run.Value))
         {
+            if (ReparsedBy(run.Value, reference.Index) is { } interpreter)
+            {
+                d.Warning(Locate(run, reference), path,
+                    $"`{Preview(reference.Text(run.Value), 60)}` is handed to `{interpreter}`, which parses its arguments as a command again: there the value is code, not text. Pass it as an environment variable or a file instead, or make sure the parameter only allows safe values (`allowed`, `pattern`)");
+            }
             if (places == TemplatePlaces.None)
                 continue;
             if ((places & TemplatePlaces.NotExpanded) != 0)
@@ -125,7 +130,7 @@ internal sealed partial class RunbookAnalyzer
                 continue;
 
             var where = (places & TemplatePlaces.Arithmetic) != 0
-                ? "stands in an arithmetic context (`$(( ))`, `(( ))`, `let`, a `[[ ]]` test such as `-gt`, or an array subscript `a[…]`), where bash evaluates the value as an expression, so a value such as `a[$(rm -rf ~)]` would run a command"
+                ? "stands in an arithmetic context (`$(( ))`, `$[ ]`, `(( ))`, `let`, `declare -i`, `${name:offset}`, a `[[ ]]` test such as `-gt`, or an array subscript `a[…]`, also one named to `printf -v`, `unset`, `read` or `[ -v ]`), where bash evaluates the value as an expression, so a value such as `a[$(rm -rf ~)]` would run a command"
                 : (places & TemplatePlaces.AfterBackslash) != 0
                     ? "stands right after a backslash, where bash would read the value's first character as escaped rather than as text"
                     : "stands where bash evaluates its value";
@@ -135,6 +140,17 @@ internal sealed partial class RunbookAnalyzer
             d.Error(Locate(run, reference), path, $"`{Preview(reference.Text(run.Value), 60)}` {where}; {what}");
         }
     }
+
+    /// <summary>The interpreter the command around <paramref name="index"/> hands its words to, when it is one: eval, ssh, sh -c…</summary>
+    private static string? ReparsedBy(string script, int index)
+    {
+        var start = script.LastIndexOfAny([';', '&', '|', '\n', '(', '`'], Math.Max(0, index - 1)) + 1;
+        var match = Reparser().Match(script[start..index]);
+        return match.Success ? match.Groups[1].Value.Trim() : null;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\s*(?:sudo\s+(?:-\S+\s+)*)?(eval|ssh|(?:ba|da|z|k)?sh\s+(?:-\S*\s+)*-\S*c|su\s+(?:\S+\s+)*-c)\b")]
+    private static partial System.Text.RegularExpressions.Regex Reparser();
 
     private string? StepOutputProblem(TemplateReference reference, TemplateScope scope)
     {

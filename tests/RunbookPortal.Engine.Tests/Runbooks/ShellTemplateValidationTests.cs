@@ -91,6 +91,30 @@ public sealed class ShellTemplateValidationTests
         Assert.True(result.IsValid && result.Diagnostics.Count == 0, CorpusTests.Describe(result.Diagnostics));
     }
 
+    [Theory]
+    [InlineData("ssh web-1 systemctl restart {{ n }}", "ssh")]
+    [InlineData("sh -c \"deploy {{ n }}\"", "sh -c")]
+    [InlineData("echo start; bash -lc 'run {{ n }}'", "bash -lc")]
+    [InlineData("sudo eval echo {{ n }}", "eval")]
+    [InlineData("su deploy -c \"./go {{ n }}\"", "su deploy -c")]
+    public void AValueHandedToAnotherInterpreter_IsValid_WithAWarningAtTheTemplate(string run, string interpreter)
+    {
+        var result = Validate("string", run);
+
+        Assert.True(result.IsValid, CorpusTests.Describe(result.Diagnostics));
+        var warning = Assert.Single(result.Diagnostics);
+        Assert.Equal(DiagnosticSeverity.Warning, warning.Severity);
+        Assert.Equal((11, 7 + run.IndexOf("{{", StringComparison.Ordinal)), (warning.Line, warning.Column));
+        Assert.Contains($"is handed to `{interpreter}`, which parses its arguments as a command again", warning.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("echo {{ n }} | ssh-keygen -lf -")]
+    [InlineData("deploy --target {{ n }}")]
+    [InlineData("echo \"eval {{ n }}\"")]
+    public void AnOrdinaryCommand_GetsNoSuchWarning(string run) =>
+        Assert.Empty(Validate("string", run).Diagnostics);
+
     [Fact]
     public void AStepOutput_InAnArithmeticContext_IsRefused()
     {
