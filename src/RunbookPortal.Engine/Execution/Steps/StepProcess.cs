@@ -115,13 +115,20 @@ internal sealed class StepProcess
         var delivering = DeliverAsync();
         async Task DeliverAsync()
         {
-            await foreach (var (stream, text) in queue.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            try
             {
-                await line(stream, text).ConfigureAwait(false);
-                slots.Release();
+                await foreach (var (stream, text) in queue.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+                {
+                    await line(stream, text).ConfigureAwait(false);
+                    slots.Release();
+                }
+            }
+            catch
+            {
+                await outputFailed.CancelAsync().ConfigureAwait(false); // recording failed: stop the step, then report it
+                throw;
             }
         }
-        _ = delivering.ContinueWith(_ => outputFailed.Cancel(), CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
         var readers = Task.WhenAll(
             ReadLinesAsync(process.StandardOutput.BaseStream, "stdout", Enqueue),
