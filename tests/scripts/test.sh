@@ -170,6 +170,19 @@ log "Building RunbookPortal.sln (Release)"
 dotnet build "$REPO_ROOT/RunbookPortal.sln" -c Release
 
 log "Running tests"
-dotnet test "$REPO_ROOT/RunbookPortal.sln" -c Release --no-build --logger "console;verbosity=normal" "$@"
+# The projects run in parallel and their output interleaves; a failure is repeated at the very end, where a
+# truncated CI log still shows it.
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+status=0
+dotnet test "$REPO_ROOT/RunbookPortal.sln" -c Release --no-build --logger "console;verbosity=normal" "$@" 2>&1 \
+    | tee "$results/output.log" || status=$?
+if [ "$status" -ne 0 ]; then
+    printf '\ntest.sh: the failures, repeated:\n' >&2
+    grep -E -A 12 '^\s+Failed [A-Za-z]|The active test run was aborted|Test host process crashed|error [A-Z]+[0-9]+:' \
+        "$results/output.log" | grep -vE '"LogLevel":' | head -n 150 >&2 || true
+    grep -E '^(Passed|Failed)!' "$results/output.log" >&2 || true
+    exit "$status"
+fi
 
 log "All tests passed"

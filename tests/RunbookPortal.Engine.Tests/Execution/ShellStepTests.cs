@@ -747,13 +747,15 @@ public sealed class ShellStepTests : ScratchFolder
     {
         // The long-lived shell of old read requests on fd 4 and ended steps at a marker on stdout: a step could write
         // the next step's commands, or print the marker and "succeed". A fresh bash per step has neither.
+        // The fds are listed by a simple command writing to a file: in a pipeline the step's bash itself briefly holds
+        // the pipeline's pipes, which would be counted as given by the portal.
         var marker = Marker();
         var (outcome, log) = await RunAsync($$"""
             - id: inject
               action: shell
               required: false
               run: |
-                ls /proc/$$/fd | sort -n | tr '\n' ' '; echo
+                ls -1 /proc/$$/fd > fds; tr '\n' ' ' < fds; echo
                 printf 'touch {{marker}}\n' > /proc/$$/fd/4 || echo "no fd 4"
                 echo "__rbp_end 0"
                 exit 3
