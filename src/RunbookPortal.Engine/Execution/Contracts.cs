@@ -50,8 +50,16 @@ public abstract record ExecutionEvent(string Kind, string? StepId)
 /// <summary>Where the engine records events. Implemented by the host (database + notifier).</summary>
 public interface IExecutionJournal
 {
-    /// <summary>Persists the event and the state change it implies; returns once it is durable.</summary>
+    /// <summary>Persists the event and the state change it implies; returns once it is durable, with every event before it.</summary>
     Task RecordAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Persists the event with the next one the runner records, in one transaction: the runner goes on without waiting,
+    /// and records that next event (the next step's start, or the run's end) before anything outside the portal sees it
+    /// go on. A step's end and the next step's start then cost one commit instead of two. A journal may simply record it
+    /// at once; a journal disposed with such an event waiting records it then.
+    /// </summary>
+    Task RecordWithNextAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken) => RecordAsync(executionEvent, cancellationToken);
 }
 
 /// <summary>

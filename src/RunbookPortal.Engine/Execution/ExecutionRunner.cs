@@ -73,7 +73,7 @@ public sealed class ExecutionRunner
     private async Task<ExecutionOutcome> RunStepsAsync(ExecutionPlan plan, IExecutionJournal journal, ExecutionControl control, CancellationToken shutdown)
     {
         var run = new Run(plan, journal);
-        await run.RecordAsync(new ExecutionStarted(plan.StartAt, plan.DryRun)).ConfigureAwait(false);
+        await run.RecordAsync(new ExecutionStarted(plan.StartAt, plan.DryRun), withNext: true).ConfigureAwait(false);
         if (plan.DryRun)
             return await DryRunAsync(run).ConfigureAwait(false);
 
@@ -389,7 +389,8 @@ public sealed class ExecutionRunner
                 {
                     var masked = result.Outputs!.ToDictionary(o => o.Key, o => run.Mask(o.Value), StringComparer.Ordinal);
                     var duration = (long)Math.Round(_time.GetElapsedTime(start).TotalMilliseconds);
-                    await run.RecordAsync(new StepSucceeded(step.Id, attempt, masked, duration) { RawOutputs = result.Outputs }).ConfigureAwait(false);
+                    // Durable with what follows (the next step's start or skip, or the run's end): one commit, not two.
+                    await run.RecordAsync(new StepSucceeded(step.Id, attempt, masked, duration) { RawOutputs = result.Outputs }, withNext: true).ConfigureAwait(false);
                 }
                 return result;
             }
@@ -540,14 +541,20 @@ public sealed class ExecutionRunner
             _succeeded.Add(stepId);
         }
 
-        /// <summary>Records an event; events are recorded one at a time, whatever the thread (stdout and stderr arrive at once).</summary>
-        public async Task RecordAsync(ExecutionEvent executionEvent)
+        /// <summary>
+        /// Records an event; events are recorded one at a time, whatever the thread (stdout and stderr arrive at once).
+        /// With <paramref name="withNext"/>, it is made durable with the next event (see <see cref="IExecutionJournal.RecordWithNextAsync"/>):
+        /// only for an event after which the runner records another before it starts anything.
+        /// </summary>
+        public async Task RecordAsync(ExecutionEvent executionEvent, bool withNext = false)
         {
             await _gate.WaitAsync().ConfigureAwait(false);
             try
             {
                 // Never cancelled: the record must be complete even when the run is being stopped.
-                await _journal.RecordAsync(executionEvent, CancellationToken.None).ConfigureAwait(false);
+                await (withNext
+                    ? _journal.RecordWithNextAsync(executionEvent, CancellationToken.None)
+                    : _journal.RecordAsync(executionEvent, CancellationToken.None)).ConfigureAwait(false);
             }
             finally
             {

@@ -160,11 +160,14 @@ internal sealed class StepProcess
 
         if (await Task.WhenAny(readers, Task.Delay(DrainLimit, CancellationToken.None)).ConfigureAwait(false) != readers)
         {
-            // A process outside the group still holds a pipe: nothing it writes from now on is this step's, and the pipes
-            // close with the process object (it gets SIGPIPE when it writes again).
+            // A process outside the group still holds a pipe: nothing it writes from now on is this step's (it gets
+            // SIGPIPE when it writes again, the pipes being closed below).
             Volatile.Write(ref closed, 1);
         }
         _ = readers.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        // Process.Dispose leaves the pipes it handed out to their readers: closed here, not by a finalizer some GCs later.
+        process.StandardOutput.Dispose();
+        process.StandardError.Dispose();
         queue.Writer.TryComplete();
         await delivering.ConfigureAwait(false); // every line the step wrote is handed on before the step ends; a journal failure throws here
         return new Outcome(process.ExitCode, stopped);

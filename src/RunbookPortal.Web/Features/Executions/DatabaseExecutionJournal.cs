@@ -15,6 +15,8 @@ namespace RunbookPortal.Web.Features.Executions;
 /// <item>Output lines are written behind: the call returns at once and a writer saves the lines waiting, many in
 /// one transaction, so a step that prints fast is not slowed to one commit per line. Back-pressure holds a step
 /// that outruns the database by more than <see cref="MaxPending"/> lines.</item>
+/// <item>An event recorded "with the next" (<see cref="IExecutionJournal.RecordWithNextAsync"/>: a step's end) waits in the
+/// queue and is saved in the next one's transaction: a step's end and the next step's start are one commit.</item>
 /// <item>When a save fails, every later call throws, so the engine stops the step and reports it.</item>
 /// <item>With a <c>leaseOwner</c> (the worker's claim: node and claim id), nothing is saved once the execution's
 /// lease is no longer that claim's — the run was taken over (and maybe resumed by another claim), and the record of
@@ -45,10 +47,26 @@ public sealed class DatabaseExecutionJournal(
     private ExceptionDispatchInfo? _failure;
     private Execution? _execution;
 
-    public async Task RecordAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken)
+    public Task RecordAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken) =>
+        EnqueueAsync(executionEvent, executionEvent is StepOutput ? Durability.Behind : Durability.Now);
+
+    public Task RecordWithNextAsync(ExecutionEvent executionEvent, CancellationToken cancellationToken) =>
+        EnqueueAsync(executionEvent, Durability.WithNext);
+
+    private enum Durability
+    {
+        /// <summary>The caller waits until it is saved.</summary>
+        Now,
+        /// <summary>Saved by a writer of its own, as soon as it can (output).</summary>
+        Behind,
+        /// <summary>Saved with the next event (or when the journal is disposed).</summary>
+        WithNext,
+    }
+
+    private async Task EnqueueAsync(ExecutionEvent executionEvent, Durability durability)
     {
         // Recording must not be skipped because the run is being cancelled: the history has to be complete.
-        var durable = executionEvent is StepOutput ? null : new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var durable = durability == Durability.Now ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
         Task writer;
         int waiting;
         Task<Task>? start = null;
@@ -57,6 +75,8 @@ public sealed class DatabaseExecutionJournal(
             _failure?.Throw();
             _queue.Enqueue(new Pending(executionEvent, time.GetUtcNow().UtcDateTime, durable));
             waiting = _queue.Count;
+            if (durability == Durability.WithNext)
+                return;
             if (!_writing)
             {
                 _writing = true;
@@ -136,7 +156,10 @@ public sealed class DatabaseExecutionJournal(
             {
                 await db.SaveChangesAsync(CancellationToken.None).ConfigureAwait(false);
                 foreach (var record in records)
+                {
+                    db.Entry(record).State = EntityState.Detached; // saved for good: the next save need not look at it again
                     notifier.Publish(record);
+                }
                 return;
             }
             catch (DbUpdateException) when (attempt < 10)
@@ -152,8 +175,19 @@ public sealed class DatabaseExecutionJournal(
     public async ValueTask DisposeAsync()
     {
         Task writer;
+        Task<Task>? start = null;
         lock (_lock)
+        {
+            if (!_writing && _queue.Count > 0 && _failure is null)
+            {
+                // An event waited for the next one, and none came (the run stopped in the host): saved now.
+                _writing = true;
+                start = new Task<Task>(WriteAllAsync);
+                _writer = start.Unwrap();
+            }
             writer = _writer;
+        }
+        start?.Start(TaskScheduler.Default);
         try
         {
             await writer.ConfigureAwait(false);

@@ -13,10 +13,15 @@ public sealed record HostEvent(string HostKind, string? HostStepId, object? Payl
 /// <summary>
 /// Appends an event to a tracked execution: the next seq (LastSeq is a concurrency token, so two writers cannot
 /// take the same one) and the state change the event implies, to be saved in one SaveChanges — one transaction.
+/// The runner's events are applied from their typed fields; the host's own (a <see cref="HostEvent"/>) from the
+/// payload they carry.
 /// </summary>
 public static class ExecutionLedger
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>The statuses of a run that holds a slot of its concurrency key (and of its node, while it runs).</summary>
+    public static readonly ExecutionStatus[] HoldingASlot = [ExecutionStatus.Running, ExecutionStatus.RollingBack, ExecutionStatus.WaitingForInput];
 
     public static ExecutionEventRecord Append(PortalDbContext db, Execution execution, ExecutionEvent ev, DateTime now)
     {
@@ -31,109 +36,111 @@ public static class ExecutionLedger
             DataJson = data.GetRawText(),
         };
         execution.LastSeq = record.Seq;
-        Apply(execution, ev.Kind, ev.StepId, data, now);
+        var step = StepOf(execution, ev.StepId);
+        if (ev is HostEvent host)
+            ApplyHost(execution, host.Kind, ev.StepId, step, data, now);
+        else
+            Apply(execution, ev, step, now);
         db.ExecutionEvents.Add(record);
         return record;
     }
 
-    private static void Apply(Execution e, string kind, string? stepId, JsonElement data, DateTime now)
-    {
-        var step = stepId is null ? null
+    /// <summary>The step row an event is about; a rollback's own events (<c>&lt;id&gt;.rollback</c>) are about the step it undoes.</summary>
+    private static ExecutionStepRecord? StepOf(Execution e, string? stepId) =>
+        stepId is null ? null
             : e.Steps.FirstOrDefault(s => s.StepId == stepId)
-              ?? e.Steps.FirstOrDefault(s => stepId.EndsWith(".rollback", StringComparison.Ordinal) && s.StepId == stepId[..^".rollback".Length]);
-        switch (kind)
+              ?? (stepId.EndsWith(".rollback", StringComparison.Ordinal) ? e.Steps.FirstOrDefault(s => s.StepId == stepId[..^".rollback".Length]) : null);
+
+    private static void Apply(Execution e, ExecutionEvent ev, ExecutionStepRecord? step, DateTime now)
+    {
+        switch (ev)
         {
-            case "execution_started":
+            case ExecutionStarted:
                 e.Status = ExecutionStatus.Running;
                 e.StartedAt ??= now;
                 break;
-            case "step_started":
+            case StepStarted started:
                 if (step is not null)
                 {
                     step.Status = StepStatus.Running;
-                    step.Attempts = Int(data, "attempt") ?? step.Attempts + 1;
+                    step.Attempts = started.Attempt;
                     step.StartedAt ??= now;
                     step.FinishedAt = null;
                     step.Error = null;
                 }
-                e.CurrentStepId = stepId;
+                e.CurrentStepId = started.StepId;
                 break;
-            case "step_retrying":
-                if (step is not null)
-                {
-                    step.Status = StepStatus.Retrying;
-                    step.Error = Text(data, "reason");
-                }
+            case StepRetrying retrying when step is not null:
+                step.Status = StepStatus.Retrying;
+                step.Error = retrying.Reason;
                 break;
-            case "step_succeeded":
-                if (step is not null)
-                {
-                    step.Status = StepStatus.Succeeded;
-                    step.FinishedAt = now;
-                    step.OutputsJson = data.TryGetProperty("outputs", out var outputs) ? outputs.GetRawText() : null;
-                    step.SucceededOrder = e.Steps.Max(s => s.SucceededOrder ?? 0) + 1;
-                }
+            case StepSucceeded succeeded when step is not null:
+                step.Status = StepStatus.Succeeded;
+                step.FinishedAt = now;
+                step.OutputsJson = JsonSerializer.Serialize(succeeded.Outputs, Json);
+                step.SucceededOrder = e.Steps.Max(s => s.SucceededOrder ?? 0) + 1;
                 break;
-            case "step_failed":
-                if (step is not null)
-                {
-                    step.Status = Bool(data, "timedOut") == true ? StepStatus.TimedOut : StepStatus.Failed;
-                    step.FinishedAt = now;
-                    step.Error = Text(data, "reason");
-                }
+            case StepFailed failed when step is not null:
+                step.Status = failed.TimedOut ? StepStatus.TimedOut : StepStatus.Failed;
+                step.FinishedAt = now;
+                step.Error = failed.Reason;
                 break;
-            case "step_cancelled":
-                if (step is not null)
-                {
-                    step.Status = StepStatus.Cancelled;
-                    step.FinishedAt = now;
-                    step.Error = Text(data, "reason");
-                }
+            case StepCancelled cancelled when step is not null:
+                step.Status = StepStatus.Cancelled;
+                step.FinishedAt = now;
+                step.Error = cancelled.Reason;
                 break;
-            case "step_skipped":
-                if (step is not null)
-                {
-                    step.Status = StepStatus.Skipped;
-                    step.FinishedAt = now;
-                }
+            case StepSkipped when step is not null:
+                step.Status = StepStatus.Skipped;
+                step.FinishedAt = now;
                 break;
-            case "rollback_started":
+            case RollbackStarted:
                 e.Status = ExecutionStatus.RollingBack;
                 break;
-            case "rollback_step_started":
-                e.CurrentStepId = stepId;
+            case RollbackStepStarted started:
+                e.CurrentStepId = started.StepId;
                 break;
-            case "rollback_step_succeeded":
-                if (step is not null)
-                    step.Status = StepStatus.RolledBack;
+            case RollbackStepSucceeded when step is not null:
+                step.Status = StepStatus.RolledBack;
                 break;
-            case "rollback_step_failed":
-                if (step is not null)
-                {
-                    step.Status = StepStatus.RollbackFailed;
-                    step.Error = Text(data, "reason");
-                }
+            case RollbackStepFailed failed when step is not null:
+                step.Status = StepStatus.RollbackFailed;
+                step.Error = failed.Reason;
                 break;
-            case "execution_finished":
-                if (Enum.TryParse<ExecutionStatus>(Text(data, "status"), ignoreCase: true, out var status))
-                    e.Status = status;
-                e.FailedStepId = Text(data, "failedStepId") ?? e.FailedStepId;
-                e.Reason = Text(data, "reason");
-                e.RolledBack = Bool(data, "rolledBack") ?? e.RolledBack;
+            case ExecutionFinished finished:
+                e.Status = finished.Status;
+                e.FailedStepId = finished.FailedStepId ?? e.FailedStepId;
+                e.Reason = finished.Reason;
+                e.RolledBack = finished.RolledBack;
                 e.FinishedAt = now;
                 e.CurrentStepId = null;
                 break;
-            // Host events.
-            case "execution_queued":
+            // Manual steps: the run is suspended (no node holds it) until a person decides or the step times out.
+            case StepWaitingForInput waiting:
+                e.Status = ExecutionStatus.WaitingForInput;
+                e.CurrentStepId = waiting.StepId;
+                e.StartAt = step?.Index ?? e.StartAt;
+                e.InputRole = waiting.Role;
+                e.InputDeadline = waiting.TimeoutMs is { } ms ? now.AddMilliseconds(ms) : null;
+                e.InputStepId = e.InputDecision = e.InputBy = e.InputComment = null;
+                break;
+        }
+    }
+
+    private static void ApplyHost(Execution e, string kind, string? stepId, ExecutionStepRecord? step, JsonElement data, DateTime now)
+    {
+        switch (kind)
+        {
+            case EventKinds.ExecutionQueued:
                 e.Status = ExecutionStatus.Queued;
                 e.QueuedAt = now;
                 e.FinishedAt = null;
                 break;
-            case "execution_claimed":
+            case EventKinds.ExecutionClaimed:
                 e.Status = e.Mode == ExecutionMode.Rollback ? ExecutionStatus.RollingBack : ExecutionStatus.Running;
                 e.StartedAt ??= now;
                 break;
-            case "execution_interrupted":
+            case EventKinds.ExecutionInterrupted:
                 e.Status = ExecutionStatus.Interrupted;
                 e.Reason = Text(data, "reason");
                 e.FailedStepId = e.CurrentStepId ?? e.FailedStepId;
@@ -143,44 +150,34 @@ public static class ExecutionLedger
                 if (step is not null && step.Status is StepStatus.Running or StepStatus.Retrying)
                     step.Status = StepStatus.Failed;
                 break;
-            case "execution_cancelled":
+            case EventKinds.ExecutionCancelled:
                 StopWaiting(e, Text(data, "reason"));
                 e.Status = ExecutionStatus.Cancelled;
                 e.Reason = Text(data, "reason");
                 e.FinishedAt = now;
                 break;
-            case "execution_rollback_requested":
+            case EventKinds.ExecutionRollbackRequested:
                 StopWaiting(e, $"cancelled by {Text(data, "by")} while it waited for input");
                 break;
-            // Approvals.
-            case "execution_approved":
-                break; // the execution_queued that follows queues it
-            case "execution_rejected":
+            case EventKinds.ExecutionRejected:
                 e.Status = ExecutionStatus.Rejected;
                 e.Reason = Text(data, "reason");
                 e.FinishedAt = now;
                 break;
-            case "execution_expired":
+            case EventKinds.ExecutionExpired:
                 e.Status = ExecutionStatus.Expired;
                 e.Reason = Text(data, "reason");
                 e.FinishedAt = now;
                 break;
-            // Manual steps: the run is suspended (no node holds it) until a person decides or the step times out.
-            case "step_waiting_for_input":
-                e.Status = ExecutionStatus.WaitingForInput;
-                e.CurrentStepId = stepId;
-                e.StartAt = step?.Index ?? e.StartAt;
-                e.InputRole = Text(data, "role");
-                e.InputDeadline = Long(data, "timeoutMs") is { } ms ? now.AddMilliseconds(ms) : null;
-                e.InputStepId = e.InputDecision = e.InputBy = e.InputComment = null;
-                break;
-            case "step_input_received":
+            case EventKinds.StepInputReceived:
                 e.InputStepId = stepId;
                 e.InputDecision = Text(data, "decision");
                 e.InputBy = Text(data, "by");
                 e.InputComment = Text(data, "comment");
                 e.InputDeadline = null;
                 break;
+            // The others (approved, approval recorded, awaiting approval, resumed, cancel and rollback-stop requests)
+            // change nothing by themselves: the row changes the host makes beside them, or the queued that follows, do.
         }
     }
 
@@ -198,17 +195,8 @@ public static class ExecutionLedger
         e.InputDeadline = null;
     }
 
-    private static long? Long(JsonElement data, string name) =>
-        data.ValueKind == JsonValueKind.Object && data.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
-
     private static string? Text(JsonElement data, string name) =>
         data.ValueKind == JsonValueKind.Object && data.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null
             ? v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText()
             : null;
-
-    private static int? Int(JsonElement data, string name) =>
-        data.ValueKind == JsonValueKind.Object && data.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : null;
-
-    private static bool? Bool(JsonElement data, string name) =>
-        data.ValueKind == JsonValueKind.Object && data.TryGetProperty(name, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
 }

@@ -109,6 +109,24 @@ public sealed class ExecutionWorker(
     ILogger<ExecutionWorker> logger) : BackgroundService
 {
     private const long ClaimLockKey = 0x52425045_58454321; // "RBPEXEC!"
+    /// <summary><see cref="ExecutionLedger.HoldingASlot"/> as an SQL list (statuses are stored by name).</summary>
+    private static readonly string SlotStatuses = string.Join(", ", ExecutionLedger.HoldingASlot.Select(s => $"'{s}'"));
+
+    /// <summary>
+    /// PostgreSQL: the oldest queued runs that may start, locked for this claim (others' claims skip them). A run whose
+    /// concurrency key is at its limit is left out here, so any number of them waiting cannot keep a runnable run out of
+    /// the window. Built of constants only.
+    /// </summary>
+    private static readonly string ClaimSql = $"""
+        SELECT q.* FROM "Executions" q
+        WHERE q."Status" = 'Queued'
+          AND (q."ApprovalRequestId" IS NULL OR EXISTS (SELECT 1 FROM "ApprovalRequests" a
+               WHERE a."Id" = q."ApprovalRequestId" AND a."Status" = 'Approved'))
+          AND (q."ConcurrencyKey" IS NULL OR (SELECT COUNT(*) FROM "Executions" r
+               WHERE r."ConcurrencyKey" = q."ConcurrencyKey" AND r."Status" IN ({SlotStatuses})) < q."ConcurrencyLimit")
+        ORDER BY (q."StartedAt" IS NULL), q."QueuedAt" LIMIT {ClaimWindow} FOR UPDATE OF q SKIP LOCKED
+        """;
+
     /// <summary>The runs of this node, by their control (one execution may have a run ending and a resumed one starting).</summary>
     private readonly ConcurrentDictionary<ExecutionControl, Task> _tasks = new();
     private readonly CancellationTokenSource _grace = new();
@@ -199,7 +217,7 @@ public sealed class ExecutionWorker(
                 var expired = await db.Executions.Include(e => e.Steps)
                     .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && (e.LeaseExpiresAt == null || e.LeaseExpiresAt < now))
                     .ToListAsync(ct);
-                interrupted = expired.Select(e => ExecutionLedger.Append(db, e, new HostEvent("execution_interrupted", e.CurrentStepId,
+                interrupted = expired.Select(e => ExecutionLedger.Append(db, e, new HostEvent(EventKinds.ExecutionInterrupted, e.CurrentStepId,
                     new { reason = InterruptedReason(e), node = NodeOf(e.LeaseOwner), step = e.CurrentStepId }), now)).ToList();
 
                 claimed = [];
@@ -208,25 +226,17 @@ public sealed class ExecutionWorker(
                     // The oldest queued runs that may start: a run whose concurrency key is at its limit is left out
                     // here, so any number of them waiting cannot keep a runnable run out of the window.
                     var queued = postgres
-                        ? db.Executions.FromSqlRaw($"""
-                            SELECT q.* FROM "Executions" q
-                            WHERE q."Status" = 'Queued'
-                              AND (q."ApprovalRequestId" IS NULL OR EXISTS (SELECT 1 FROM "ApprovalRequests" a
-                                   WHERE a."Id" = q."ApprovalRequestId" AND a."Status" = 'Approved'))
-                              AND (q."ConcurrencyKey" IS NULL OR (SELECT COUNT(*) FROM "Executions" r
-                                   WHERE r."ConcurrencyKey" = q."ConcurrencyKey" AND r."Status" IN ('Running', 'RollingBack', 'WaitingForInput')) < q."ConcurrencyLimit")
-                            ORDER BY (q."StartedAt" IS NULL), q."QueuedAt" LIMIT {ClaimWindow} FOR UPDATE OF q SKIP LOCKED
-                            """)
+                        ? db.Executions.FromSqlRaw(ClaimSql)
                         : db.Executions.Where(e => e.Status == ExecutionStatus.Queued
                                 && (e.ApprovalRequestId == null || db.ApprovalRequests.Any(a => a.Id == e.ApprovalRequestId && a.Status == ApprovalStatus.Approved))
                                 && (e.ConcurrencyKey == null || db.Executions.Count(r => r.ConcurrencyKey == e.ConcurrencyKey
-                                    && (r.Status == ExecutionStatus.Running || r.Status == ExecutionStatus.RollingBack || r.Status == ExecutionStatus.WaitingForInput)) < e.ConcurrencyLimit))
+                                    && ExecutionLedger.HoldingASlot.Contains(r.Status)) < e.ConcurrencyLimit))
                             .OrderBy(e => e.StartedAt == null).ThenBy(e => e.QueuedAt).Take(ClaimWindow);
                     var candidates = await queued.ToListAsync(ct); // a claim touches no step
                     var keys = candidates.Where(c => c.ConcurrencyKey != null).Select(c => c.ConcurrencyKey!).Distinct().ToList();
                     var busy = keys.Count == 0 ? new Dictionary<string, int>() : await db.Executions
                         .Where(e => e.ConcurrencyKey != null && keys.Contains(e.ConcurrencyKey)
-                            && (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack || e.Status == ExecutionStatus.WaitingForInput))
+                            && ExecutionLedger.HoldingASlot.Contains(e.Status))
                         .GroupBy(e => e.ConcurrencyKey!).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, ct);
                     // A run that already started (resumed, or carried on after a manual step) keeps its place before new ones.
                     foreach (var candidate in candidates.OrderBy(c => c.StartedAt == null).ThenBy(c => c.QueuedAt))
@@ -248,7 +258,7 @@ public sealed class ExecutionWorker(
                         candidate.LeaseExpiresAt = claimedAt + options.Value.LeaseDuration;
                         candidate.CancelRequested = false;
                         candidate.RollbackStopRequestedBy = null;
-                        claimed.Add((candidate.Id, candidate.LeaseOwner, ExecutionLedger.Append(db, candidate, new HostEvent("execution_claimed", null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
+                        claimed.Add((candidate.Id, candidate.LeaseOwner, ExecutionLedger.Append(db, candidate, new HostEvent(EventKinds.ExecutionClaimed, null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
                     }
                 }
                 await db.SaveChangesAsync(ct);
@@ -319,8 +329,8 @@ public sealed class ExecutionWorker(
             }
             else
             {
-                ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", execution.CurrentStepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now);
-                ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = "portal", input = "timedout" }), now);
+                ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.StepInputReceived, execution.CurrentStepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now);
+                ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = "portal", input = "timedout" }), now);
             }
             var records = db.ChangeTracker.Entries<ExecutionEventRecord>().Where(e => e.State == EntityState.Added && e.Entity.ExecutionId == execution.Id && e.Entity.Seq > before)
                 .Select(e => e.Entity).ToList();
@@ -487,7 +497,7 @@ public sealed class ExecutionWorker(
         {
             await using var scope = scopes.CreateAsyncScope();
             await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time, lease);
-            await journal.RecordAsync(new HostEvent("execution_finished", null, new { status = nameof(ExecutionStatus.Failed), reason = $"The portal could not run this execution: {ex.GetBaseException().Message}" }), CancellationToken.None);
+            await journal.RecordAsync(new ExecutionFinished(ExecutionStatus.Failed, null, $"The portal could not run this execution: {ex.GetBaseException().Message}", RolledBack: false), CancellationToken.None);
         }
         catch (LeaseLostException)
         {
