@@ -52,6 +52,7 @@ public static class EngineSettings
     {
         ["Engine:PollInterval"] = "00:00:00.200",
         ["Engine:LeaseDuration"] = "00:00:03",
+        ["Engine:KillGrace"] = "00:00:01", // at most half the lease
         ["Engine:MaxConcurrentExecutions"] = "8",
     };
 }

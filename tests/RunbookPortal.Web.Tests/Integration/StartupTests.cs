@@ -101,6 +101,28 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task ALeaseTooShortToStopAStepIn_IsRefused()
+    {
+        var folder = Directory.CreateTempSubdirectory("rbp-refuse-").FullName;
+        try
+        {
+            var (exitCode, output) = await PortalNodeProcess.RunUntilExitAsync(new Dictionary<string, string>
+            {
+                ["Database:DataDirectory"] = folder,
+                ["Engine:LeaseDuration"] = "00:00:10",
+                ["Engine:KillGrace"] = "00:00:06",
+            }, RefusalTimeout);
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains("RunbookPortal cannot start: Engine:LeaseDuration (00:00:10) must be at least 1 second and at least twice Engine:KillGrace (00:00:06)", output);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task ShortBootstrapToken_IsRefused()
     {
         var folder = Directory.CreateTempSubdirectory("rbp-refuse-").FullName;

@@ -68,6 +68,104 @@ public sealed class TakeoverTests
         Assert.NotEmpty(nodes);
     }
 
+    /// <summary>Creates, submits and (as a second admin) approves a runbook through a node's API.</summary>
+    private static async Task PublishThroughAsync(Uri node, string adminToken, string name, string yaml)
+    {
+        using var admin = new HttpClient { BaseAddress = node };
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", adminToken);
+        var created = await admin.PostAsync("/api/runbooks", new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml"));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { })).StatusCode);
+        // The bootstrap admin wrote it; a second admin approves.
+        var reviewerEmail = $"reviewer-{name}@portal.test";
+        await admin.PostAsJsonAsync("/api/admin/users", new { email = reviewerEmail, password = "a long enough password", roles = new[] { "Admin" } });
+        var reviewerToken = (await (await admin.PostAsJsonAsync($"/api/admin/users/{reviewerEmail}/tokens", new { name = "t" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
+        using var reviewer = new HttpClient { BaseAddress = node };
+        reviewer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", reviewerToken);
+        Assert.Equal(HttpStatusCode.OK, (await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { })).StatusCode);
+    }
+
+    [Fact]
+    public async Task ANodeCutOffFromTheDatabase_StopsItsStepBeforeAnotherNodeTakesTheRunOver_AndTheResumeRunsTheStepOnce()
+    {
+        var database = (PostgresTestDatabase)await TestDatabase.PostgresAsync();
+        await using var dropAtTheEnd = database;
+        var direct = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString);
+        await using var proxy = TcpProxy.Start(direct.Host!, direct.Port);
+        var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port };
+        var token = "node-test-" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
+        var work = Directory.CreateTempSubdirectory("rbp-fence-").FullName;
+        await using var cutOff = await PortalNodeProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["Database:Provider"] = "Postgres",
+            ["ConnectionStrings:Postgres"] = viaProxy.ToString(),
+            ["Bootstrap:AdminEmail"] = PortalFactory.AdminEmail,
+            ["Bootstrap:AdminPassword"] = PortalFactory.AdminPassword,
+            ["Bootstrap:ApiToken"] = token,
+            ["Engine:NodeId"] = "node-cut-off",
+            ["Engine:LeaseDuration"] = "00:00:03",
+            ["Engine:KillGrace"] = "00:00:01",
+            ["Engine:PollInterval"] = "00:00:00.200",
+        });
+        try
+        {
+            var name = $"fence-{Guid.NewGuid():N}"[..24];
+            // The step counts its starts, says it is alive every 50 ms, and notes when it is told to stop.
+            await PublishThroughAsync(cutOff.BaseAddress, token, name, $$"""
+                apiVersion: runbooks/v1
+                name: {{name}}
+                title: Fenced off
+                type: maintenance
+                parameters:
+                  work: { type: string, required: true }
+                steps:
+                  - id: work
+                    action: shell
+                    run: |
+                      echo started >> "$RBP_PARAM_WORK/starts"
+                      if [ -f "$RBP_PARAM_WORK/done" ]; then exit 0; fi
+                      trap 'date +%s%N > "$RBP_PARAM_WORK/stopped"; exit 143' TERM
+                      while true; do date +%s%N > "$RBP_PARAM_WORK/alive"; sleep 0.05; done
+                """);
+            using var viaCutOff = new HttpClient { BaseAddress = cutOff.BaseAddress };
+            viaCutOff.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            var id = await ExecutionApiTests.StartAsync(viaCutOff, name, new { work });
+            await ExecutionApiTests.WaitForAsync(viaCutOff, id, e => e.GetProperty("steps")[0].GetProperty("status").GetString() == "Running");
+
+            proxy.Cut();
+
+            await using var survivor = new PortalFactory(TestDatabase.Shared(database), Node("node-survives", bootstrap: false));
+            var client = survivor.CreateClient(token);
+            await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Interrupted", seconds: 30);
+            var interruptedAt = (await ExecutionApiTests.EventsAsync(client, id))
+                .Single(e => e.GetProperty("kind").GetString() == "execution_interrupted").GetProperty("at").GetDateTime().ToUniversalTime();
+
+            // The cut-off node stopped its step itself, before the run was taken from it.
+            var stopped = File.Exists(Path.Combine(work, "stopped")) ? Epoch(Path.Combine(work, "stopped")) : (DateTime?)null;
+            Assert.True(stopped is not null, $"the step on the cut-off node was never told to stop.\n{cutOff.Log}");
+            Assert.True(stopped < interruptedAt, $"the step was stopped at {stopped:O}, after the run was interrupted at {interruptedAt:O}");
+            Assert.True(Epoch(Path.Combine(work, "alive")) < interruptedAt, "the step was still alive when another node took the run over");
+            Assert.Contains("could not renew its lease", cutOff.Log);
+
+            await File.WriteAllTextAsync(Path.Combine(work, "done"), "");
+            Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+            await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Succeeded", seconds: 30);
+            // Once on the cut-off node, once resumed: never twice at once, never again.
+            Assert.Equal(2, (await File.ReadAllLinesAsync(Path.Combine(work, "starts"))).Length);
+            var events = await ExecutionApiTests.EventsAsync(client, id);
+            Assert.Equal(Enumerable.Range(1, events.Count).Select(i => (long)i), events.Select(e => e.GetProperty("seq").GetInt64()));
+            Assert.Single(events, e => e.GetProperty("kind").GetString() == "execution_finished");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>The time in a file written by <c>date +%s%N</c>.</summary>
+    private static DateTime Epoch(string file) =>
+        DateTime.UnixEpoch.AddTicks(long.Parse(File.ReadAllText(file).Trim(), System.Globalization.CultureInfo.InvariantCulture) / 100);
+
     [Fact]
     public async Task KilledNodesExecution_BecomesInterrupted_AndResumesOnAnotherNode()
     {
@@ -85,6 +183,7 @@ public sealed class TakeoverTests
             ["Bootstrap:ApiToken"] = token,
             ["Engine:NodeId"] = "node-dies",
             ["Engine:LeaseDuration"] = "00:00:02",
+            ["Engine:KillGrace"] = "00:00:01",
             ["Engine:PollInterval"] = "00:00:00.200",
         });
         try
@@ -93,8 +192,8 @@ public sealed class TakeoverTests
             viaDying.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
 
             var name = $"takeover-{Guid.NewGuid():N}"[..24];
-            // Publish through the dying node's API (same database as the survivor).
-            var created = await viaDying.PostAsync("/api/runbooks", new StringContent($$$"""
+            // Published through the dying node's API (same database as the survivor).
+            await PublishThroughAsync(dying.BaseAddress, token, name, $$$"""
                 apiVersion: runbooks/v1
                 name: {{{name}}}
                 title: Survives a dead node
@@ -108,15 +207,7 @@ public sealed class TakeoverTests
                   - id: slow
                     action: shell
                     run: if [ -f "$RBP_PARAM_MARKER" ]; then sleep 60; fi; echo slow done
-                """, System.Text.Encoding.UTF8, "application/yaml"));
-            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-            Assert.Equal(HttpStatusCode.OK, (await viaDying.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { })).StatusCode);
-            // The bootstrap admin wrote it; a second admin approves.
-            await viaDying.PostAsJsonAsync("/api/admin/users", new { email = "reviewer@portal.test", password = "a long enough password", roles = new[] { "Admin" } });
-            var reviewerToken = (await (await viaDying.PostAsJsonAsync("/api/admin/users/reviewer@portal.test/tokens", new { name = "t" })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
-            using var reviewer = new HttpClient { BaseAddress = dying.BaseAddress };
-            reviewer.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", reviewerToken);
-            Assert.Equal(HttpStatusCode.OK, (await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { })).StatusCode);
+                """);
 
             var id = await ExecutionApiTests.StartAsync(viaDying, name, new { marker });
             await ExecutionApiTests.WaitForAsync(viaDying, id, e => e.GetProperty("currentStepId").GetString() == "slow"

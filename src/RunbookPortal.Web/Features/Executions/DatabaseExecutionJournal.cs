@@ -20,7 +20,8 @@ namespace RunbookPortal.Web.Features.Executions;
 /// <item>When a save fails, every later call throws, so the engine stops the step and reports it.</item>
 /// <item>With a <c>leaseOwner</c> (the worker's claim: node and claim id), nothing is saved once the execution's
 /// lease is no longer that claim's — the run was taken over (and maybe resumed by another claim), and the record of
-/// the claim that holds it is the one that counts: the save throws <see cref="LeaseLostException"/> instead.</item>
+/// the claim that holds it is the one that counts: the save throws <see cref="LeaseLostException"/> instead — and so
+/// it does once <c>fenced</c> is cancelled (the worker could not renew the lease in time).</item>
 /// </list>
 /// <item>With an <c>outputProtector</c>, a step's outputs as produced (<see cref="StepSucceeded.RawOutputs"/>, secrets
 /// unmasked) are stored encrypted beside the masked ones, for a resumed run's later steps.</item>
@@ -28,7 +29,7 @@ namespace RunbookPortal.Web.Features.Executions;
 /// </summary>
 public sealed class DatabaseExecutionJournal(
     PortalDbContext db, Guid executionId, ExecutionNotifier notifier, TimeProvider time, string? leaseOwner = null,
-    IDataProtector? outputProtector = null)
+    IDataProtector? outputProtector = null, CancellationToken fenced = default)
     : IExecutionJournal, IAsyncDisposable
 {
     /// <summary>The data-protection purpose of stored step outputs.</summary>
@@ -142,8 +143,9 @@ public sealed class DatabaseExecutionJournal(
         for (var attempt = 1; ; attempt++)
         {
             _execution ??= await db.Executions.Include(e => e.Steps).FirstAsync(e => e.Id == executionId, CancellationToken.None).ConfigureAwait(false);
-            // A takeover appends an event, so a run that lost its lease meets the seq conflict below and reloads.
-            if (leaseOwner is not null && _execution.LeaseOwner != leaseOwner)
+            // A takeover appends an event, so a run that lost its lease meets the seq conflict below and reloads. A node
+            // fenced off (it could not renew the lease in time) records nothing more, whatever the row says.
+            if (leaseOwner is not null && (_execution.LeaseOwner != leaseOwner || fenced.IsCancellationRequested))
                 throw new LeaseLostException(executionId, leaseOwner);
             var records = batch.Select(p => ExecutionLedger.Append(db, _execution, p.Event, p.At)).ToList();
             foreach (var pending in batch)

@@ -13,6 +13,7 @@ public static class ExecutionExtensions
         var configured = builder.Configuration.GetSection(EngineOptions.Section).Get<EngineOptions>() ?? new EngineOptions();
         var grace = configured.ShutdownGrace;
         CheckRunAs(configured.RunAs);
+        CheckLease(configured);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = grace + TimeSpan.FromSeconds(10));
 
         services.AddSingleton<ExecutionNotifier>();
@@ -22,6 +23,15 @@ public static class ExecutionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<ExecutionWorker>());
         AddRunner(services);
         return builder;
+    }
+
+    /// <summary>A lease too short to stop a step in before it expires stops the start (see <see cref="EngineOptions.FenceAfter"/>).</summary>
+    private static void CheckLease(EngineOptions o)
+    {
+        if (o.LeaseDuration < TimeSpan.FromSeconds(1) || o.KillGrace < TimeSpan.Zero || o.KillGrace > o.LeaseDuration / 2)
+            throw new Data.StartupException(
+                $"Engine:LeaseDuration ({o.LeaseDuration}) must be at least 1 second and at least twice Engine:KillGrace ({o.KillGrace}): " +
+                "a node that cannot renew its lease stops its step (SIGTERM, KillGrace, SIGKILL) before the lease expires and another node takes the run over.");
     }
 
     /// <summary>A <c>Engine:RunAs</c> that cannot work stops the start, with what to do.</summary>

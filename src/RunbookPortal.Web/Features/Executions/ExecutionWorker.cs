@@ -51,6 +51,16 @@ public sealed class EngineOptions
     /// </summary>
     public string? RunAs { get; set; }
 
+    /// <summary>How often a running execution's lease is renewed.</summary>
+    public TimeSpan HeartbeatInterval => LeaseDuration / 6;
+
+    /// <summary>
+    /// Fencing: a node that has not renewed a lease for this long stops the run's step itself and records nothing more,
+    /// so the step is gone (SIGTERM, <see cref="KillGrace"/>, SIGKILL) before the lease can expire and another node
+    /// take the run over; a sixth of the lease is left for the clocks' drift and the process's exit.
+    /// </summary>
+    public TimeSpan FenceAfter => LeaseDuration - KillGrace - LeaseDuration / 6;
+
     public string ResolveNodeId() => string.IsNullOrWhiteSpace(NodeId) ? $"{System.Environment.MachineName}:{System.Environment.ProcessId}" : NodeId;
 }
 
@@ -196,6 +206,7 @@ public sealed class ExecutionWorker(
             // The timers are looked at again next pass; claiming must not stop because of them.
             logger.LogError(ex, "The approval and manual-step timers could not be checked; the next pass tries again.");
         }
+        var passStarted = time.GetTimestamp(); // before any lease this pass gives: the fence counts from here
         var free = options.Value.MaxConcurrentExecutions - _tasks.Count; // every run still in flight, a resumed one and the end of its last run alike
         List<(Guid Id, string Lease, ExecutionEventRecord Event)> claimed;
         List<ExecutionEventRecord> interrupted;
@@ -211,11 +222,12 @@ public sealed class ExecutionWorker(
                 if (postgres)
                     await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({ClaimLockKey})", ct);
                 var now = time.GetUtcNow().UtcDateTime;
+                var leaseNow = await LeaseClockAsync(db, ct);
 
                 // A node that stopped renewing its lease is gone: its run is Interrupted at the step it was in. A
                 // running row without a lease was let go by a node that could not record how it ended.
                 var expired = await db.Executions.Include(e => e.Steps)
-                    .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && (e.LeaseExpiresAt == null || e.LeaseExpiresAt < now))
+                    .Where(e => (e.Status == ExecutionStatus.Running || e.Status == ExecutionStatus.RollingBack) && (e.LeaseExpiresAt == null || e.LeaseExpiresAt < leaseNow))
                     .ToListAsync(ct);
                 interrupted = expired.Select(e => ExecutionLedger.Append(db, e, new HostEvent(EventKinds.ExecutionInterrupted, e.CurrentStepId,
                     new { reason = InterruptedReason(e), node = NodeOf(e.LeaseOwner), step = e.CurrentStepId }), now)).ToList();
@@ -255,7 +267,7 @@ public sealed class ExecutionWorker(
                         // The lease names this node and this claim: a run of this node that was taken over and then
                         // resumed here again is another claim, and the old run cannot write as the new one.
                         candidate.LeaseOwner = $"{_node}#{Guid.NewGuid():N}";
-                        candidate.LeaseExpiresAt = claimedAt + options.Value.LeaseDuration;
+                        candidate.LeaseExpiresAt = leaseNow + options.Value.LeaseDuration;
                         candidate.CancelRequested = false;
                         candidate.RollbackStopRequestedBy = null;
                         claimed.Add((candidate.Id, candidate.LeaseOwner, ExecutionLedger.Append(db, candidate, new HostEvent(EventKinds.ExecutionClaimed, null, new { node = _node, mode = candidate.Mode.ToString() }), claimedAt)));
@@ -283,7 +295,7 @@ public sealed class ExecutionWorker(
             running.Add(id, control);
             if (ct.IsCancellationRequested)
                 control.RequestStop(); // claimed as the node began to stop: it ends Interrupted before its first step
-            var run = new Task<Task>(() => RunClaimedAsync(id, lease, control));
+            var run = new Task<Task>(() => RunClaimedAsync(id, lease, control, passStarted));
             _tasks[control] = run.Unwrap(); // registered before it starts, so its end always finds it to remove
             run.Start(TaskScheduler.Default);
         }
@@ -358,12 +370,14 @@ public sealed class ExecutionWorker(
         }
     }
 
-    private async Task RunClaimedAsync(Guid id, string lease, ExecutionControl control)
+    private async Task RunClaimedAsync(Guid id, string lease, ExecutionControl control, long leasedAt)
     {
         using var heartbeatStop = new CancellationTokenSource();
-        // Cancelled when the lease is lost: the running step is killed as on shutdown, and nothing more is recorded.
-        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(_grace.Token);
-        var heartbeat = HeartbeatAsync(id, lease, control, leaseLost, heartbeatStop.Token);
+        // Fenced: this node no longer holds the lease, or cannot tell that it does. Nothing more is recorded.
+        using var fenced = new CancellationTokenSource();
+        // Cancelled when fenced or when the shutdown grace ends: the running step is stopped (SIGTERM, grace, SIGKILL).
+        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(_grace.Token, fenced.Token);
+        var heartbeat = HeartbeatAsync(id, lease, control, leasedAt, fenced, heartbeatStop.Token);
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -392,7 +406,7 @@ public sealed class ExecutionWorker(
                 succeeded.Select(s => s.StepId).ToList(),
                 ExecutionService.InputOf(execution));
 
-            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, lease, outputs);
+            await using var journal = new DatabaseExecutionJournal(services.GetRequiredService<PortalDbContext>(), id, notifier, time, lease, outputs, fenced.Token);
             var runner = services.GetRequiredService<ExecutionRunner>();
             var outcome = execution.Mode == ExecutionMode.Rollback
                 ? await runner.RollbackAsync(plan, plan.PriorSucceeded ?? [], journal, leaseLost.Token, control)
@@ -403,10 +417,14 @@ public sealed class ExecutionWorker(
         {
             logger.LogWarning("Execution {Execution}: this node lost its lease and stopped the run; the node that took it over records what follows.", id);
         }
-        catch (Exception ex)
+        catch (Exception ex) when (!fenced.IsCancellationRequested)
         {
             logger.LogError(ex, "Execution {Execution} failed in the host.", id);
             await RecordHostFailureAsync(id, lease, ex);
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "Execution {Execution}: this node was fenced off (see above) and records nothing more of it.", id);
         }
         finally
         {
@@ -430,43 +448,85 @@ public sealed class ExecutionWorker(
         return JsonSerializer.Deserialize<Dictionary<string, string>>(json) ?? [];
     }
 
-    /// <summary>Renews the lease and picks up a cancel (or a stop of the rollback) requested on another node.</summary>
-    private async Task HeartbeatAsync(Guid id, string lease, ExecutionControl control, CancellationTokenSource leaseLost, CancellationToken stop)
+    /// <summary>
+    /// Renews the lease every <see cref="EngineOptions.HeartbeatInterval"/> and picks up a cancel (or a stop of the
+    /// rollback) requested on another node. Fencing: when the lease is another claim's, or could not be renewed for
+    /// <see cref="EngineOptions.FenceAfter"/> (the database unreachable, or too slow to answer), <paramref name="fenced"/>
+    /// is cancelled — the step is stopped and nothing more is recorded — before the lease expires by the database's
+    /// clock and another node may take the run over.
+    /// </summary>
+    private async Task HeartbeatAsync(Guid id, string lease, ExecutionControl control, long renewedAt, CancellationTokenSource fenced, CancellationToken stop)
     {
-        var interval = options.Value.LeaseDuration / 3;
+        var o = options.Value;
         while (!stop.IsCancellationRequested)
         {
+            var left = o.FenceAfter - time.GetElapsedTime(renewedAt);
+            if (left <= TimeSpan.Zero)
+            {
+                logger.LogError("Execution {Execution}: this node could not renew its lease for {Elapsed}; it stops the step here and records nothing more. Another node takes the run over once the lease expires.",
+                    id, time.GetElapsedTime(renewedAt));
+                await fenced.CancelAsync();
+                return;
+            }
             try
             {
-                await Task.Delay(interval, time, stop);
-                await using var scope = scopes.CreateAsyncScope();
-                var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
-                var until = time.GetUtcNow().UtcDateTime + options.Value.LeaseDuration;
-                var renewed = await db.Executions.Where(e => e.Id == id && e.LeaseOwner == lease)
-                    .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), stop);
-                var cancel = await db.Executions.AsNoTracking().Where(e => e.Id == id)
-                    .Select(e => new { e.CancelRequested, e.CancelRollback, e.CancelRequestedBy, e.RollbackStopRequestedBy }).FirstAsync(stop);
-                if (cancel.CancelRequested && !control.CancelToken.IsCancellationRequested)
-                    control.Cancel(cancel.CancelRequestedBy ?? "operator", cancel.CancelRollback);
-                if (cancel.RollbackStopRequestedBy is { } stopper && !control.RollbackStopToken.IsCancellationRequested)
-                    control.StopRollback(stopper);
-                if (renewed == 0 && !leaseLost.IsCancellationRequested)
+                await Task.Delay(left < o.HeartbeatInterval ? left : o.HeartbeatInterval, time, stop);
+                left = o.FenceAfter - time.GetElapsedTime(renewedAt);
+                if (left <= TimeSpan.Zero)
+                    continue;
+                var attempt = time.GetTimestamp();
+                // A renewal that does not answer in time is as good as none: the fence does not wait for it.
+                var requests = await RenewAsync(id, lease, stop).WaitAsync(left, time, stop);
+                if (requests is null)
                 {
                     logger.LogWarning("Execution {Execution}: this node lost its lease; stopping the run here.", id);
-                    await leaseLost.CancelAsync();
+                    await fenced.CancelAsync();
+                    return;
                 }
+                renewedAt = attempt;
+                if (requests.CancelRequested && !control.CancelToken.IsCancellationRequested)
+                    control.Cancel(requests.CancelRequestedBy ?? "operator", requests.CancelRollback);
+                if (requests.RollbackStopRequestedBy is { } stopper && !control.RollbackStopToken.IsCancellationRequested)
+                    control.StopRollback(stopper);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 return;
             }
+            catch (TimeoutException)
+            {
+                // The fence is checked at the top of the loop.
+            }
             catch (Exception ex)
             {
-                // One failed renewal must not end the heartbeat: the lease would lapse while the run goes on.
+                // One failed renewal must not end the heartbeat: it tries again until the fence.
                 logger.LogError(ex, "Heartbeat of execution {Execution} failed; it tries again at the next beat.", id);
             }
         }
     }
+
+    private sealed record Requests(bool CancelRequested, bool CancelRollback, string? CancelRequestedBy, string? RollbackStopRequestedBy);
+
+    /// <summary>Extends the lease of this claim by the database's clock; null when the lease is not this claim's.</summary>
+    private async Task<Requests?> RenewAsync(Guid id, string lease, CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
+        var until = await LeaseClockAsync(db, ct) + options.Value.LeaseDuration;
+        if (await db.Executions.Where(e => e.Id == id && e.LeaseOwner == lease).ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseExpiresAt, until), ct) == 0)
+            return null;
+        return await db.Executions.AsNoTracking().Where(e => e.Id == id)
+            .Select(e => new Requests(e.CancelRequested, e.CancelRollback, e.CancelRequestedBy, e.RollbackStopRequestedBy)).FirstAsync(ct);
+    }
+
+    /// <summary>
+    /// The clock leases are given and expired by, the same for every node: PostgreSQL's <c>now()</c>; with SQLite, whose
+    /// one writer is this machine, this machine's clock.
+    /// </summary>
+    private async Task<DateTime> LeaseClockAsync(PortalDbContext db, CancellationToken ct) =>
+        db.Database.IsNpgsql()
+            ? await db.Database.SqlQuery<DateTime>($"SELECT now() AS \"Value\"").SingleAsync(ct)
+            : time.GetUtcNow().UtcDateTime;
 
     private static string InterruptedReason(Execution execution)
     {
