@@ -5,6 +5,9 @@ namespace RunbookPortal.Web.Features.Executions;
 
 public static class ExecutionExtensions
 {
+    /// <summary>The <c>IHttpClientFactory</c> client of <c>http</c> steps.</summary>
+    public const string HttpStepsClient = "http-steps";
+
     /// <summary>The execution engine in this host: options, the runner and its step executors, the queue worker.</summary>
     public static IHostApplicationBuilder AddExecutionEngine(this IHostApplicationBuilder builder)
     {
@@ -54,9 +57,15 @@ public static class ExecutionExtensions
             };
         });
         services.AddSingleton<IStepExecutor, ShellStepExecutor>();
-        // Each http step has its own timeout (the step's), not HttpClient's default 100 s.
-        services.AddHttpClient<HttpStepExecutor>(c => c.Timeout = Timeout.InfiniteTimeSpan);
-        services.AddSingleton<IStepExecutor>(sp => sp.GetRequiredService<HttpStepExecutor>());
+        // Each http step has its own timeout (the step's), not HttpClient's default 100 s. The executor lives as long
+        // as the runner (the node): it asks the factory for a client at every attempt, so the factory's pooled
+        // handlers are renewed (a DNS change is seen) — a typed client injected into a singleton would be kept for ever.
+        services.AddHttpClient(HttpStepsClient, c => c.Timeout = Timeout.InfiniteTimeSpan);
+        services.AddSingleton<IStepExecutor>(sp =>
+        {
+            var clients = sp.GetRequiredService<IHttpClientFactory>();
+            return new HttpStepExecutor(() => clients.CreateClient(HttpStepsClient));
+        });
         services.AddSingleton<IStepExecutor, WaitStepExecutor>();
         services.AddSingleton(sp =>
         {
