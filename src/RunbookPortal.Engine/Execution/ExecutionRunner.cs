@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Runtime.ExceptionServices;
 using System.Text;
 using RunbookPortal.Engine.Runbooks;
@@ -34,6 +35,7 @@ public sealed class ExecutionRunner
     private readonly Random? _seeded;
     private readonly Lock _randomLock = new();
 
+    /// <param name="options">Checked against their ranges (<see cref="ExecutionOptions"/>); out of range, an <see cref="ArgumentException"/>.</param>
     /// <param name="jitterSeed">Seeds the retry jitter (tests); by default it is random.</param>
     public ExecutionRunner(IEnumerable<IStepExecutor> executors, TimeProvider time, ExecutionOptions options, int? jitterSeed = null)
     {
@@ -48,6 +50,9 @@ public sealed class ExecutionRunner
         }
         _time = time ?? throw new ArgumentNullException(nameof(time));
         _options = options ?? throw new ArgumentNullException(nameof(options));
+        var problems = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(options, new ValidationContext(options), problems, validateAllProperties: true))
+            throw new ArgumentException($"the execution options are out of range: {string.Join(" ", problems.Select(p => p.ErrorMessage))}", nameof(options));
         _seeded = jitterSeed is { } seed ? new Random(seed) : null;
     }
 

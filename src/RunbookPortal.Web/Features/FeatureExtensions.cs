@@ -16,6 +16,9 @@ public static class FeatureExtensions
 
         services.AddScoped<RunbookCatalog>();
         services.AddOptions<S3ArchiveOptions>().BindConfiguration(S3ArchiveOptions.Section);
+        // What the SDK's own client does for S3: redirects come back as answers, bodies are not decompressed.
+        services.AddHttpClient(RunbookArchiver.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new HttpClientHandler { AllowAutoRedirect = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
         services.AddSingleton<RunbookArchiveQueue>();
         services.AddSingleton<RunbookArchiver>();
         services.AddHostedService(sp => sp.GetRequiredService<RunbookArchiver>());

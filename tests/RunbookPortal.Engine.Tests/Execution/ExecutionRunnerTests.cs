@@ -211,6 +211,55 @@ public sealed class ExecutionRunnerTests : ScratchFolder
     }
 
     [Fact]
+    public async Task Retries_WaitNoLongerThanMaxRetryDelay_HoweverLongTheBackoffGrows()
+    {
+        var time = new FakeTimeProvider();
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var runbook = Engine.Runbook("""
+            - id: flaky
+              action: shell
+              run: exit 1
+              retry: { attempts: 4, backoff: 10s }
+            """);
+
+        var running = Engine.Runner(Folder, time, new ExecutionOptions { RetryJitterFraction = 0, MaxRetryDelay = TimeSpan.FromSeconds(15) })
+            .RunAsync(Engine.Plan(runbook), log, control, CancellationToken.None);
+        var delays = new List<TimeSpan>();
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            var retrying = await log.WaitFor<StepRetrying>(r => r.Attempt == attempt);
+            delays.Add(retrying.Delay);
+            time.Advance(retrying.Delay);
+        }
+        var outcome = await running.WaitAsync(EventLog.Patience);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Equal([TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(15)], delays); // not 20 s and 40 s
+    }
+
+    public static TheoryData<string, ExecutionOptions> OutOfRange => new()
+    {
+        { "MaxOutputBytesPerStep", new ExecutionOptions { MaxOutputBytesPerStep = 0 } },
+        { "MaxOutputBytesPerStep", new ExecutionOptions { MaxOutputBytesPerStep = int.MaxValue } },
+        { "RetryJitterFraction", new ExecutionOptions { RetryJitterFraction = -0.1 } },
+        { "MaxRetryDelay", new ExecutionOptions { MaxRetryDelay = TimeSpan.Zero } },
+        { "DefaultStepTimeout", new ExecutionOptions { DefaultStepTimeout = TimeSpan.FromSeconds(-1) } },
+        { "DefaultStepTimeout", new ExecutionOptions { DefaultStepTimeout = TimeSpan.FromDays(365) } },
+        { "RegexTimeout", new ExecutionOptions { RegexTimeout = TimeSpan.Zero } },
+    };
+
+    [Theory]
+    [MemberData(nameof(OutOfRange))]
+    public void TheRunner_RefusesOptionsOutOfTheirRange(string setting, ExecutionOptions options)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new ExecutionRunner([], TimeProvider.System, options));
+
+        Assert.StartsWith("the execution options are out of range:", error.Message, StringComparison.Ordinal);
+        Assert.Contains(setting, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Retries_WithoutJitter_WaitExactlyBackoffTimesTwoToTheAttempt_AndStopOnSuccess()
     {
         var time = new FakeTimeProvider();

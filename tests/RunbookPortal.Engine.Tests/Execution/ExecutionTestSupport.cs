@@ -97,12 +97,13 @@ internal static class Engine
         ShellOptions? shell = null)
     {
         time ??= TimeProvider.System;
+        var client = http ?? new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
         shell ??= workingDirectory.Length == 0 ? new ShellOptions { RunsFolder = RunsFolder } : new ShellOptions { WorkingDirectory = workingDirectory };
         IStepExecutor[] executors =
         [
             new ShellStepExecutor(shell),
             new WaitStepExecutor(time),
-            new HttpStepExecutor(http ?? new HttpClient { Timeout = Timeout.InfiniteTimeSpan }),
+            new HttpStepExecutor(() => client),
         ];
         return new ExecutionRunner(executors, time, options ?? new ExecutionOptions(), seed);
     }

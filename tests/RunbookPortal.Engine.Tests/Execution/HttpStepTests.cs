@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Time.Testing;
 using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Execution.Steps;
 
 namespace RunbookPortal.Engine.Tests.Execution;
 
@@ -330,6 +331,29 @@ public sealed class HttpStepTests : ScratchFolder
         var failed = Assert.Single(log.All<StepFailed>());
         Assert.True(failed.TimedOut);
         Assert.Equal("timed out after 30s", failed.Reason);
+    }
+
+    [Fact]
+    public async Task EveryAttempt_AsksForAClient_TheExecutorKeepsNone()
+    {
+        await using var server = TestHttpServer.Answering(503, "down");
+        using var client = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        var asked = 0;
+        var runner = new ExecutionRunner([new HttpStepExecutor(() => { Interlocked.Increment(ref asked); return client; })], TimeProvider.System, new ExecutionOptions());
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+
+        var outcome = await runner.RunAsync(Engine.Plan(Engine.Runbook($$"""
+                - id: flaky
+                  action: http
+                  url: {{server.Url}}
+                  retry: { attempts: 3, backoff: 0s }
+                """)), log, control, CancellationToken.None)
+            .WaitAsync(EventLog.Patience);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Equal(3, server.Requests.Count);
+        Assert.Equal(3, asked); // one client per attempt, from the host's factory
     }
 
     [Fact]

@@ -11,7 +11,12 @@ namespace RunbookPortal.Web.Tests.Infrastructure;
 
 /// <summary>The real portal in-process on a real database, with the bootstrap admin and its API token.</summary>
 /// <param name="time">The portal's clock (a FakeTimeProvider for tests of timers); the system clock by default.</param>
-public sealed class PortalFactory(TestDatabase database, IDictionary<string, string?>? extraSettings = null, TimeProvider? time = null) : WebApplicationFactory<Program>
+/// <param name="services">Changes to the portal's services, made after its own registrations.</param>
+public sealed class PortalFactory(
+    TestDatabase database,
+    IDictionary<string, string?>? extraSettings = null,
+    TimeProvider? time = null,
+    Action<IServiceCollection>? services = null) : WebApplicationFactory<Program>
 {
     public const string AdminEmail = "admin@portal.test";
     public const string AdminPassword = "correct horse battery staple";
@@ -42,6 +47,8 @@ public sealed class PortalFactory(TestDatabase database, IDictionary<string, str
 
         if (time is not null)
             builder.ConfigureServices(s => s.AddSingleton(time));
+        if (services is not null)
+            builder.ConfigureServices(services);
         builder.ConfigureLogging(l => l.AddProvider(new CollectingLoggerProvider(Logs)).SetMinimumLevel(LogLevel.Debug));
     }
 

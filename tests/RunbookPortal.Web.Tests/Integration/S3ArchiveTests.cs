@@ -104,8 +104,8 @@ public sealed class S3ArchiveTests(S3rverProcess s3, ITestOutputHelper output) :
         // The failure was recorded after the approval started, so the first back-off is at most this long.
         var firstDelayAtMost = first.ArchiveNextAttemptAt!.Value - approvalStarted;
 
-        using var s3Client = RunbookArchiver.CreateClient(Options(s3.ServiceURL));
-        using var deadClient = RunbookArchiver.CreateClient(Options(deadUrl));
+        using var s3Client = RunbookArchiver.CreateClient(Options(s3.ServiceURL), portal.Services.GetRequiredService<IHttpClientFactory>());
+        using var deadClient = RunbookArchiver.CreateClient(Options(deadUrl), portal.Services.GetRequiredService<IHttpClientFactory>());
         Assert.False(await ExistsAsync(key), "Nothing may be in the bucket before a successful upload.");
         var archiver = portal.Services.GetRequiredService<RunbookArchiver>();
 
@@ -253,5 +253,55 @@ public sealed class S3ArchiveTests(S3rverProcess s3, ITestOutputHelper output) :
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/api/admin/users", new { email, password = "a long enough password", roles = new[] { "Author" } })).StatusCode);
         var token = await admin.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name = "t" });
         return (portal.CreateClient((await Json(token)).GetProperty("token").GetString()), email);
+    }
+}
+
+/// <summary>The archiver's S3 client, which lives as long as the archiver, takes its HTTP clients from IHttpClientFactory.</summary>
+public sealed class S3ArchiveClientTests
+{
+    [Fact]
+    public async Task EveryS3Request_TakesANewClientOfTheArchiveFromTheFactory()
+    {
+        var factory = new RecordingFactory();
+        using var s3 = RunbookArchiver.CreateClient(new S3ArchiveOptions
+        {
+            Bucket = "runbooks",
+            ServiceURL = "http://s3.example.invalid",
+            ForcePathStyle = true,
+            AccessKey = "key",
+            SecretKey = "secret",
+        }, factory);
+
+        foreach (var key in new[] { "one", "two" })
+            await s3.PutObjectAsync(new PutObjectRequest { BucketName = "runbooks", Key = key, ContentBody = key, UseChunkEncoding = false });
+
+        // The host does not exist: both requests were answered by the factory's client, one client each.
+        Assert.Equal(["/runbooks/one", "/runbooks/two"], factory.Paths);
+        Assert.Equal([RunbookArchiver.HttpClientName, RunbookArchiver.HttpClientName], factory.Names);
+    }
+
+    private sealed class RecordingFactory : IHttpClientFactory
+    {
+        public List<string> Names { get; } = [];
+        public List<string> Paths { get; } = [];
+
+        public HttpClient CreateClient(string name)
+        {
+            lock (Names)
+                Names.Add(name);
+            return new HttpClient(new Answering(Paths));
+        }
+    }
+
+    private sealed class Answering(List<string> paths) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            lock (paths)
+                paths.Add(request.RequestUri!.AbsolutePath);
+            var answer = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent([]) };
+            answer.Headers.ETag = new System.Net.Http.Headers.EntityTagHeaderValue("\"etag\"");
+            return Task.FromResult(answer);
+        }
     }
 }

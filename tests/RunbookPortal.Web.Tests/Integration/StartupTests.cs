@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
+using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Tests.Infrastructure;
 
 namespace RunbookPortal.Web.Tests.Integration;
@@ -114,7 +115,7 @@ public sealed class StartupTests
             }, RefusalTimeout);
 
             Assert.Equal(1, exitCode);
-            Assert.Contains("RunbookPortal cannot start: Engine:LeaseDuration (00:00:10) must be at least 1 second and at least twice Engine:KillGrace (00:00:06)", output);
+            Assert.Contains("RunbookPortal cannot start: Engine:LeaseDuration (00:00:10) must be at least twice Engine:KillGrace (00:00:06)", output);
         }
         finally
         {
@@ -142,6 +143,57 @@ public sealed class StartupTests
         finally
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    public static TheoryData<string, string, string> BadEngineSettings => new()
+    {
+        { "Engine:MaxOutputBytesPerStep", "0", "Engine:MaxOutputBytesPerStep is '0'; it must be from 1024 to 67108864." },
+        { "Engine:MaxOutputBytesPerStep", "1073741824", "Engine:MaxOutputBytesPerStep is '1073741824'; it must be from 1024 to 67108864." },
+        { "Engine:MaxOutputBytesPerStep", "99999999999", "Failed to convert configuration value '99999999999' at 'Engine:MaxOutputBytesPerStep' to type 'System.Int32'." },
+        { "Engine:RetryJitterFraction", "2", "Engine:RetryJitterFraction is '2'; it must be from 0 to 1." },
+        { "Engine:MaxRetryDelay", "-00:00:05", "Engine:MaxRetryDelay is '-00:00:05'; it must be from 00:00:01 to 1.00:00:00." },
+        { "Engine:DefaultStepTimeout", "0", "Engine:DefaultStepTimeout is '0'; it must be from 00:00:01 to 7.00:00:00." },
+        { "Engine:DefaultStepTimeout", "3650.00:00:00", "Engine:DefaultStepTimeout is '3650.00:00:00'; it must be from 00:00:01 to 7.00:00:00." },
+        { "Engine:RegexTimeout", "00:00:00", "Engine:RegexTimeout is '00:00:00'; it must be from 00:00:00.010 to 00:01:00." },
+        { "Engine:KillGrace", "ten seconds", "Failed to convert configuration value 'ten seconds' at 'Engine:KillGrace' to type 'System.TimeSpan'." },
+        { "Engine:KillGrace", "-00:00:10", "Engine:KillGrace is '-00:00:10'; it must be from 00:00:01 to 00:10:00." },
+        { "Engine:LeaseDuration", "00:00:00", "Engine:LeaseDuration is '00:00:00'; it must be from 00:00:01 to 01:00:00." },
+        { "Engine:PollInterval", "00:00:00.001", "Engine:PollInterval is '00:00:00.001'; it must be from 00:00:00.050 to 00:05:00." },
+        { "Engine:ShutdownGrace", "-00:00:01", "Engine:ShutdownGrace is '-00:00:01'; it must be from 00:00:00 to 01:00:00." },
+        { "Engine:MaxConcurrentExecutions", "0", "Engine:MaxConcurrentExecutions is '0'; it must be from 1 to 1000." },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadEngineSettings))]
+    public async Task AnEngineSettingOfTheWrongTypeOrOutOfRange_IsRefused_NamingTheSetting(string setting, string value, string message)
+    {
+        await using var portal = new PortalFactory(TestDatabase.Sqlite(), new Dictionary<string, string?> { [setting] = value });
+
+        var refused = Assert.Throws<StartupException>(() => portal.Server);
+
+        Assert.StartsWith(message, refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AnEngineSettingOutOfRange_StopsThePortalProcess_WithOneLineAndNoStackTrace()
+    {
+        var folder = Directory.CreateTempSubdirectory("rbp-refuse-").FullName;
+        try
+        {
+            var (exitCode, output) = await PortalNodeProcess.RunUntilExitAsync(new Dictionary<string, string>
+            {
+                ["Database:DataDirectory"] = folder,
+                ["Engine:MaxRetryDelay"] = "00:00:00",
+            }, RefusalTimeout);
+
+            Assert.Equal(1, exitCode);
+            Assert.Equal("RunbookPortal cannot start: Engine:MaxRetryDelay is '00:00:00'; it must be from 00:00:01 to 1.00:00:00.", output.Trim());
+        }
+        finally
+        {
+            SqliteConnection.ClearAllPools();
             Directory.Delete(folder, recursive: true);
         }
     }

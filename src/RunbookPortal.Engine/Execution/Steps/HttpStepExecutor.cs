@@ -7,8 +7,10 @@ using RunbookPortal.Engine.Runbooks;
 namespace RunbookPortal.Engine.Execution.Steps;
 
 /// <summary>
-/// Runs an <c>http</c> step with the <see cref="HttpClient"/> it is given (whose own timeout should be infinite:
-/// the step's <c>timeout</c> arrives as the cancellation token).
+/// Runs an <c>http</c> step with a client it asks <c>createClient</c> for at each attempt, never one it keeps: the host
+/// hands out clients of <c>IHttpClientFactory</c>, whose pooled handlers are renewed (DNS changes are seen) only when
+/// nobody holds a client for ever. A client's own timeout should be infinite: the step's <c>timeout</c> arrives as the
+/// cancellation token. The executor does not dispose the clients (a factory's client owns no handler).
 /// <list type="bullet">
 /// <item>Templates in the URL are URL-encoded once the URL's scheme and host are written (path, query, fragment);
 /// before that (a template that gives the base URL) they are used as they are.</item>
@@ -19,7 +21,7 @@ namespace RunbookPortal.Engine.Execution.Steps;
 /// <item>The status must be one of <c>expect_status</c>, or any 2xx when none is given.</item>
 /// </list>
 /// </summary>
-public sealed class HttpStepExecutor(HttpClient client) : IStepExecutor
+public sealed class HttpStepExecutor(Func<HttpClient> createClient) : IStepExecutor
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
@@ -44,6 +46,7 @@ public sealed class HttpStepExecutor(HttpClient client) : IStepExecutor
             return new StepResult(false, "", Error: ex.Message);
         }
 
+        var client = createClient();
         var kept = new ArrayBufferWriter<byte>();
         var status = (int?)null;
         try

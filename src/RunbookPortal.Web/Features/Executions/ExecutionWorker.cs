@@ -12,7 +12,12 @@ using RunbookPortal.Web.Features.Audit;
 
 namespace RunbookPortal.Web.Features.Executions;
 
-/// <summary>Section "Engine".</summary>
+/// <summary>
+/// Section "Engine": how this node runs its queue and its shell steps. The runner's own settings of the same section
+/// (<c>MaxOutputBytesPerStep</c>, <c>RetryJitterFraction</c>, <c>MaxRetryDelay</c>, <c>DefaultStepTimeout</c>,
+/// <c>RegexTimeout</c>) are <see cref="ExecutionOptions"/>, bound from it too; no setting is in both. The attributes
+/// are the allowed ranges, checked when the portal starts.
+/// </summary>
 public sealed class EngineOptions
 {
     public const string Section = "Engine";
@@ -22,12 +27,15 @@ public sealed class EngineOptions
     public int MaxConcurrentExecutions { get; set; } = 8;
 
     /// <summary>How long a claim lasts without a heartbeat; after that another node marks the run Interrupted.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Fallback polling when no wake-up arrives (other nodes' work, expired leases).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:05:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>On shutdown, how long running steps may go on before they are stopped (and the run is Interrupted).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromSeconds(20);
 
     /// <summary>This node's name in leases; defaults to host name and process id.</summary>
@@ -40,10 +48,8 @@ public sealed class EngineOptions
     public Dictionary<string, string> Environment { get; set; } = [];
 
     /// <summary>After SIGTERM (timeout, cancel, shutdown), how long a shell step has to end before SIGKILL.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan KillGrace { get; set; } = TimeSpan.FromSeconds(10);
-
-    /// <summary>The timeout of every step and rollback without a <c>timeout</c> of its own.</summary>
-    public TimeSpan DefaultStepTimeout { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
     /// A user of this machine that every shell step runs as (the portal must run as root): steps then cannot read the

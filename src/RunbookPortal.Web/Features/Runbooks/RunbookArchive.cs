@@ -53,14 +53,22 @@ public sealed class RunbookArchiveQueue(IOptions<S3ArchiveOptions> options)
 /// Uploads pending versions to runbooks/{name}/{version}/runbook.yaml; a failure is recorded on the version
 /// (shown on the runbook page) and retried with growing delays.
 /// </summary>
-public sealed class RunbookArchiver(IServiceScopeFactory scopes, RunbookArchiveQueue queue, IOptions<S3ArchiveOptions> options, TimeProvider time, ILogger<RunbookArchiver> logger)
-    : BackgroundService
+public sealed class RunbookArchiver(
+    IServiceScopeFactory scopes,
+    RunbookArchiveQueue queue,
+    IOptions<S3ArchiveOptions> options,
+    IHttpClientFactory httpClients,
+    TimeProvider time,
+    ILogger<RunbookArchiver> logger) : BackgroundService
 {
+    /// <summary>The <c>IHttpClientFactory</c> client of the S3 archive.</summary>
+    public const string HttpClientName = "s3-archive";
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!options.Value.Enabled)
             return;
-        using var s3 = CreateClient(options.Value);
+        using var s3 = CreateClient(options.Value, httpClients);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -124,9 +132,18 @@ public sealed class RunbookArchiver(IServiceScopeFactory scopes, RunbookArchiveQ
         return stored;
     }
 
-    public static IAmazonS3 CreateClient(S3ArchiveOptions o)
+    /// <summary>
+    /// An S3 client that lives as long as the archiver, and takes an HTTP client from <paramref name="httpClients"/> for
+    /// every request (<see cref="FactoryClients"/>) rather than keeping the SDK's own for ever.
+    /// </summary>
+    public static IAmazonS3 CreateClient(S3ArchiveOptions o, IHttpClientFactory httpClients)
     {
-        var config = new AmazonS3Config { ForcePathStyle = o.ForcePathStyle, AuthenticationRegion = o.Region };
+        var config = new AmazonS3Config
+        {
+            ForcePathStyle = o.ForcePathStyle,
+            AuthenticationRegion = o.Region,
+            HttpClientFactory = new FactoryClients(httpClients),
+        };
         if (!string.IsNullOrWhiteSpace(o.ServiceURL))
             config.ServiceURL = o.ServiceURL;
         else
@@ -134,5 +151,25 @@ public sealed class RunbookArchiver(IServiceScopeFactory scopes, RunbookArchiveQ
         return string.IsNullOrEmpty(o.AccessKey)
             ? new AmazonS3Client(config)
             : new AmazonS3Client(new BasicAWSCredentials(o.AccessKey, o.SecretKey), config);
+    }
+
+    /// <summary>
+    /// The AWS SDK's hook for HTTP clients, handing out <see cref="HttpClientName"/> clients of <c>IHttpClientFactory</c>:
+    /// one per request, not cached by the SDK, so the factory's pooled handlers are renewed (a DNS change is seen).
+    /// </summary>
+    private sealed class FactoryClients(IHttpClientFactory httpClients) : Amazon.Runtime.HttpClientFactory
+    {
+        public override HttpClient CreateHttpClient(IClientConfig clientConfig)
+        {
+            var client = httpClients.CreateClient(HttpClientName);
+            if (clientConfig.Timeout is { } timeout)
+                client.Timeout = timeout;
+            return client;
+        }
+
+        public override bool UseSDKHttpClientCaching(IClientConfig clientConfig) => false;
+
+        /// <summary>Disposing a factory's client leaves its pooled handler alone.</summary>
+        public override bool DisposeHttpClientsAfterUse(IClientConfig clientConfig) => true;
     }
 }
