@@ -37,12 +37,14 @@ public static class ExecutionEndpoints
 
         var executions = app.MapGroup("/api/executions").RequireAuthorization().WithTags("Executions");
 
-        executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, int? page, int? pageSize, CancellationToken ct) =>
+        executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, long? page, long? pageSize, CancellationToken ct) =>
             {
-                var (items, total) = await svc.ListAsync(new ExecutionQuery(status, runbook, requestedBy, from, to, page ?? 0, pageSize ?? 50), ct);
+                if (Paging.Check(page ?? 0, pageSize ?? 50) is { Succeeded: false } refused)
+                    return refused.ToProblem();
+                var (items, total) = await svc.ListAsync(new ExecutionQuery(status, runbook, requestedBy, from, to, (int)(page ?? 0), (int)(pageSize ?? 50)), ct);
                 return Results.Ok(new { items, total });
             })
-            .WithSummary("Executions, newest first; filters: status, runbook, requestedBy, from, to.");
+            .WithSummary($"Executions, newest first; filters: status, runbook, requestedBy, from, to; paging (page from 0, pageSize 1–{Paging.MaxPageSize}, default 50).");
 
         executions.MapGet("/{id:guid}", async (Guid id, ExecutionService svc, CancellationToken ct) =>
                 await svc.GetAsync(id, ct) is { } e ? Results.Ok(e) : NotFound())

@@ -93,6 +93,13 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             return new(OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters."), null, null);
 
         var concurrencyKey = definition.Concurrency?.Render(values);
+        if (concurrencyKey is { Length: > ConcurrencyPolicy.MaxKeyLength })
+        {
+            var inKey = TemplateReferences.Find(definition.Concurrency!.Key).Select(r => r.ParameterName).OfType<string>().Distinct().ToList();
+            return new(OperationResult.Invalid($"The concurrency key of this runbook ('{Preview(definition.Concurrency.Key)}') comes to {concurrencyKey.Length} characters with these values; "
+                + $"a key may have at most {ConcurrencyPolicy.MaxKeyLength}." + (inKey.Count == 0 ? "" : $" Give {string.Join(" or ", inKey)} a shorter value.")), null, null);
+        }
+
         var (secrets, shown) = Split(definition, values);
         var now = time.GetUtcNow().UtcDateTime;
         var execution = new Execution
@@ -226,6 +233,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         return (secrets, values.ToDictionary(kv => kv.Key, kv => secrets.ContainsKey(kv.Key) ? SecretMask : kv.Value));
     }
 
+    private static string Preview(string text) => text.Length <= 60 ? text : text[..57] + "...";
+
     /// <summary>Checks every value against its declaration; answers the values (defaults filled in) or an error per field.</summary>
     internal static (Dictionary<string, string> Values, Dictionary<string, string[]> Errors) BindParameters(RunbookDefinition definition, Dictionary<string, JsonElement>? given)
     {
@@ -357,7 +366,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                         ApprovalService.CloseCancelled(approval, now);
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} while it waited for approval; it will not run." }), now);
                     return OperationResult.Ok;
-                case ExecutionStatus.Queued or ExecutionStatus.Interrupted:
+                case ExecutionStatus.Queued:
                     // An approved run cancelled before it ever started is as final as one cancelled while it waited:
                     // the approval was for that start, and it is withdrawn with it.
                     if (execution.StartedAt is null && await ApprovalOfAsync(execution, ct) is { } granted)
@@ -387,7 +396,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancel_requested", execution.CurrentStepId, new { by = actor, rollback }), now);
                     return OperationResult.Ok;
                 default:
-                    return OperationResult.Conflict($"The execution is {execution.Status} and cannot be cancelled.");
+                    return OperationResult.Conflict(NotCancellable(execution));
             }
         }, ct);
         if (!result.Succeeded)
@@ -400,6 +409,25 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             notifier.WorkQueued();
         await audit.WriteAsync(actor, "execution.cancelled", target, new { executionId = id, rollback }, ct);
         return result;
+    }
+
+    /// <summary>Why a run that no node runs and nothing waits on cannot be cancelled, and what can be done instead.</summary>
+    private static string NotCancellable(Execution e)
+    {
+        var at = e.FailedStepId is { } step ? $" at step '{step}'" : "";
+        var undone = e.RolledBack ? " and was rolled back" : "";
+        var instead = e.RolledBack ? " Start a new run instead." : " Resume it or roll it back instead.";
+        var why = e.Status switch
+        {
+            ExecutionStatus.Interrupted => $"it was interrupted{at} before it finished (the node running it stopped){undone}.{instead}",
+            ExecutionStatus.Failed => $"it already failed{at}{undone}.{instead}",
+            ExecutionStatus.Cancelled => $"it was already cancelled{undone}.",
+            ExecutionStatus.Succeeded => "it already succeeded.",
+            ExecutionStatus.Rejected => "its approval was rejected, so it never ran.",
+            ExecutionStatus.Expired => "its approval expired before enough people approved it, so it never ran.",
+            _ => $"it is {e.Status}.",
+        };
+        return "The execution is not running, so there is nothing to cancel: " + why;
     }
 
     /// <summary>
@@ -445,11 +473,11 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             if (await VersionRunnableAsync(execution, force, isAdmin, ct) is { Succeeded: false } refused)
                 return refused;
             forced = force && isAdmin;
-            var stepId = fromStep ?? execution.FailedStepId ?? execution.Steps.OrderBy(s => s.Index).FirstOrDefault(s => s.Status != StepStatus.Succeeded)?.StepId;
+            var stepId = fromStep ?? DefaultResumeStep(execution, definition);
             var step = execution.Steps.FirstOrDefault(s => s.StepId == stepId);
             if (step is null)
                 return OperationResult.Invalid($"There is no step '{stepId}' in this execution.");
-            var missing = execution.Steps.Where(s => s.Index < step.Index && s.Status is not (StepStatus.Succeeded or StepStatus.Skipped)).Select(s => s.StepId).ToList();
+            var missing = execution.Steps.Where(s => s.Index < step.Index && !GotPast(s, definition)).OrderBy(s => s.Index).Select(s => s.StepId).ToList();
             if (missing.Count > 0)
                 return OperationResult.Conflict($"Steps before '{stepId}' did not succeed ({string.Join(", ", missing)}); resume from the first of them.");
             foreach (var s in execution.Steps.Where(s => s.Index >= step.Index))
@@ -480,6 +508,35 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         await audit.WriteAsync(actor, forced ? "execution.resumed-forced" : "execution.resumed", target, new { executionId = id, fromStep = resumedFrom, forced }, ct);
         return result;
     }
+
+    /// <summary>
+    /// The steps a resume of this execution may start from, in order — each step up to the first one the run did not get
+    /// past — and the one to propose (the failed step); nothing when there is no such execution.
+    /// </summary>
+    public async Task<(IReadOnlyList<string> Steps, string? Proposed)> ResumeChoicesAsync(Guid id, CancellationToken ct = default)
+    {
+        var execution = await db.Executions.AsNoTracking().Include(e => e.Steps).FirstOrDefaultAsync(e => e.Id == id, ct);
+        if (execution is null)
+            return ([], null);
+        var definition = await DefinitionOfAsync(execution.RunbookVersionId, ct);
+        var ordered = execution.Steps.OrderBy(s => s.Index).ToList();
+        var firstOpen = ordered.FindIndex(s => !GotPast(s, definition));
+        var steps = (firstOpen < 0 ? ordered : ordered.Take(firstOpen + 1)).Select(s => s.StepId).ToList();
+        var proposed = DefaultResumeStep(execution, definition) is { } failed && steps.Contains(failed) ? failed : steps.LastOrDefault();
+        return (steps, proposed);
+    }
+
+    /// <summary>
+    /// Whether the run got past a step: it succeeded or was skipped, or it is optional and failed — that failure never
+    /// stopped the run, so it does not stop a resume past it either.
+    /// </summary>
+    private static bool GotPast(ExecutionStepRecord step, RunbookDefinition? definition) =>
+        step.Status is StepStatus.Succeeded or StepStatus.Skipped
+        || (step.Status is StepStatus.Failed or StepStatus.TimedOut && definition?.Steps.FirstOrDefault(d => d.Id == step.StepId) is { Required: false });
+
+    /// <summary>Where a resume starts when no step is named: the failed step, else the first step the run did not get past.</summary>
+    private static string? DefaultResumeStep(Execution execution, RunbookDefinition? definition) =>
+        execution.FailedStepId ?? execution.Steps.OrderBy(s => s.Index).FirstOrDefault(s => !GotPast(s, definition))?.StepId;
 
     /// <summary>Queues the rollback of a failed, interrupted or cancelled execution's succeeded steps (only of a run that passed its approval).</summary>
     public async Task<OperationResult> RollbackAsync(string actor, Guid id, CancellationToken ct = default)
@@ -587,8 +644,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         if (q.To is { } to)
             executions = executions.Where(e => e.RequestedAt <= to);
         var total = await executions.CountAsync(ct);
-        var pageSize = Math.Clamp(q.PageSize, 1, 200);
-        var items = await executions.OrderByDescending(e => e.RequestedAt).Skip(Math.Max(0, q.Page) * pageSize).Take(pageSize)
+        var items = await executions.OrderByDescending(e => e.RequestedAt).Page(q.Page, q.PageSize)
             .Select(e => new ExecutionSummary(e.Id, e.RunbookName, e.Version, e.Status, e.RequestedBy, e.RequestedAt, e.FinishedAt, e.DryRun)).ToListAsync(ct);
         return (items, total);
     }
