@@ -319,7 +319,15 @@ internal sealed partial class RunbookAnalyzer
         var m = CheckKeys(map, "concurrency", "`concurrency`", ConcurrencyKeys);
         var key = Text(m, "key", required: true, "`concurrency` needs a `key`: executions with the same key share the limit, e.g. `key: \"{{ environment }}\"`");
         if (key is not null && m["key"] is YScalar keyNode)
+        {
             CheckTemplates(keyNode, m.PathOf("key"), TemplateScope.ParametersOnly);
+            // The text around the templates alone has this length; values only add to it.
+            var fixedLength = new ConcurrencyPolicy(key, 1).Render(new Dictionary<string, string>()).Length;
+            if (fixedLength > ConcurrencyPolicy.MaxKeyLength)
+                d.Error(keyNode, m.PathOf("key"), fixedLength == key.Length
+                    ? $"the concurrency key is {fixedLength} characters long; a key may have at most {ConcurrencyPolicy.MaxKeyLength}"
+                    : $"the concurrency key is {fixedLength} characters long before any value is filled in; a rendered key may have at most {ConcurrencyPolicy.MaxKeyLength}");
+        }
         var limit = IntegerInRange(m, "limit", 1, 1000, "`limit` must be at least 1 (and at most 1000), got {0}") ?? 1;
         return new ConcurrencyPolicy(key ?? "", limit);
     }

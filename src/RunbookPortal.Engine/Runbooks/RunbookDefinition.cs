@@ -52,7 +52,18 @@ public sealed record ApprovalPolicy(
 /// <summary>At most <paramref name="Limit"/> executions with the same rendered <paramref name="Key"/> run at once.</summary>
 /// <param name="Key">A text that may contain parameter templates, e.g. <c>{{ environment }}</c>.</param>
 /// <param name="Limit">At least 1.</param>
-public sealed record ConcurrencyPolicy(string Key, int Limit);
+public sealed record ConcurrencyPolicy(string Key, int Limit)
+{
+    /// <summary>The most characters a rendered key may have: the portal stores it with each execution.</summary>
+    public const int MaxKeyLength = 400;
+
+    /// <summary>The key with a run's parameter values filled in; a parameter without a value renders as nothing.</summary>
+    public string Render(IReadOnlyDictionary<string, string> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        return TemplateReferences.Replace(Key, r => r.ParameterName is { } p && values.TryGetValue(p, out var v) ? v : "");
+    }
+}
 
 /// <summary>How often a failed step is tried.</summary>
 /// <param name="Attempts">How many times the step runs at most, the first try included (1..20).</param>

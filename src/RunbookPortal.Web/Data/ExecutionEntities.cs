@@ -34,6 +34,14 @@ public sealed class Execution
     /// <summary>The secret values, encrypted with the portal's data-protection keys; never shown.</summary>
     public string? ProtectedSecrets { get; set; }
 
+    /// <summary>
+    /// The <c>Idempotency-Key</c> the requester sent with the start: for 24 hours the same key from the same requester
+    /// answers this execution instead of starting another (unique per requester). Null without a key, and once a later
+    /// start took over the key after those 24 hours.
+    /// </summary>
+    public string? IdempotencyKey { get; set; }
+    public const int MaxIdempotencyKeyLength = 200;
+
     /// <summary>The rendered concurrency key and its limit; null when the runbook has none.</summary>
     public string? ConcurrencyKey { get; set; }
     public int ConcurrencyLimit { get; set; }

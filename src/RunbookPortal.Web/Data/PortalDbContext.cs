@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+using RunbookPortal.Engine.Runbooks;
 
 namespace RunbookPortal.Web.Data;
 
@@ -109,7 +110,10 @@ public abstract class PortalDbContext(DbContextOptions options) : IdentityDbCont
             e.Property(x => x.RequestedBy).HasMaxLength(256);
             e.Property(x => x.CancelRequestedBy).HasMaxLength(256);
             e.Property(x => x.RollbackStopRequestedBy).HasMaxLength(256);
-            e.Property(x => x.ConcurrencyKey).HasMaxLength(400);
+            e.Property(x => x.ConcurrencyKey).HasMaxLength(ConcurrencyPolicy.MaxKeyLength);
+            e.Property(x => x.IdempotencyKey).HasMaxLength(Execution.MaxIdempotencyKeyLength);
+            // One execution per key and requester, whatever races happen (two retries at once start one run).
+            e.HasIndex(x => new { x.RequestedBy, x.IdempotencyKey }).IsUnique().HasFilter("\"IdempotencyKey\" IS NOT NULL");
             e.Property(x => x.LeaseOwner).HasMaxLength(200);
             e.Property(x => x.CurrentStepId).HasMaxLength(100);
             e.Property(x => x.FailedStepId).HasMaxLength(100);

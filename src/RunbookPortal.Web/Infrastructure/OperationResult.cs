@@ -7,6 +7,8 @@ public enum OperationError
     NotFound,
     Conflict,
     Forbidden,
+    /// <summary>Well-formed, but it contradicts what the server already holds for it (an idempotency key used for another request).</summary>
+    Unprocessable,
 }
 
 /// <summary>What a feature service answers: success, or a kind of failure with messages a person can act on.</summary>
@@ -19,6 +21,7 @@ public sealed record OperationResult(OperationError Error, string? Message = nul
     public static OperationResult NotFound(string message) => new(OperationError.NotFound, message);
     public static OperationResult Conflict(string message) => new(OperationError.Conflict, message);
     public static OperationResult Forbidden(string message) => new(OperationError.Forbidden, message);
+    public static OperationResult Unprocessable(string message) => new(OperationError.Unprocessable, message);
 
     /// <summary>All messages in one sentence list, for a snackbar.</summary>
     public string Describe() =>
@@ -35,6 +38,7 @@ public sealed record OperationResult(OperationError Error, string? Message = nul
             OperationError.NotFound => (StatusCodes.Status404NotFound, "Not found."),
             OperationError.Conflict => (StatusCodes.Status409Conflict, "Conflict."),
             OperationError.Forbidden => (StatusCodes.Status403Forbidden, "Forbidden."),
+            OperationError.Unprocessable => (StatusCodes.Status422UnprocessableEntity, "The request cannot be processed."),
             _ => (StatusCodes.Status500InternalServerError, "Unexpected error."),
         };
         return TypedResults.Problem(detail: Message, statusCode: status, title: title);

@@ -77,6 +77,7 @@ public static class PlatformExtensions
                     Status = http.Response.StatusCode,
                     Title = http.Response.StatusCode switch
                     {
+                        400 => "The request is not valid.",
                         401 => "Authentication required.",
                         403 => "You do not have the role this needs.",
                         404 => "Not found.",
@@ -85,6 +86,8 @@ public static class PlatformExtensions
                     },
                     Detail = http.Response.StatusCode switch
                     {
+                        // What ASP.NET Core answers on its own when a route, query or header value does not bind.
+                        400 => "A value in the address, the query or a header could not be read as what it must be (a whole number, a date, a GUID or one of the listed names), or the body is not the JSON this route takes.",
                         401 => "Sign in, or send a valid API token as `Authorization: Bearer <token>`.",
                         _ => null,
                     },

@@ -105,6 +105,24 @@ public sealed class RunbookValidatorTests
     }
 
     [Fact]
+    public void ConcurrencyKey_LongerThanTheStoredKeyCanBe_IsAnErrorAtTheKey_EvenBeforeValuesAreFilledIn()
+    {
+        var longText = new string('k', ConcurrencyPolicy.MaxKeyLength + 1);
+        var plain = Assert.Single(RunbookValidator.Validate(Header + $"concurrency: {{ key: {longText} }}\nsteps:\n  - {{ id: a, action: wait, duration: 1s }}\n").Diagnostics);
+        Assert.Equal((5, 21, "concurrency.key", DiagnosticSeverity.Error), (plain.Line, plain.Column, plain.Path, plain.Severity));
+        Assert.Equal($"the concurrency key is {ConcurrencyPolicy.MaxKeyLength + 1} characters long; a key may have at most {ConcurrencyPolicy.MaxKeyLength}", plain.Message);
+
+        var templated = Assert.Single(RunbookValidator.Validate(Header + $"parameters: {{ env: {{ type: string }} }}\nconcurrency: {{ key: \"{longText}-{{{{ env }}}}\" }}\nsteps:\n  - {{ id: a, action: wait, duration: 1s }}\n").Diagnostics);
+        Assert.Equal("concurrency.key", templated.Path);
+        Assert.Contains($"is {ConcurrencyPolicy.MaxKeyLength + 2} characters long before any value is filled in", templated.Message, StringComparison.Ordinal);
+
+        // At the limit, and a short text around a template (whose value is checked when the run starts), are fine.
+        ValidDefinition(Header + $"concurrency: {{ key: {longText[1..]} }}\nsteps:\n  - {{ id: a, action: wait, duration: 1s }}\n");
+        Assert.Equal("deploy-staging", ValidDefinition(Header + "parameters: { env: { type: string } }\nconcurrency: { key: \"deploy-{{ env }}\" }\nsteps:\n  - { id: a, action: wait, duration: 1s }\n")
+            .Concurrency!.Render(new Dictionary<string, string> { ["env"] = "staging" }));
+    }
+
+    [Fact]
     public void Approval_When_KeepsTypedValuesAsText()
     {
         var definition = ValidDefinition(Corpus.Read(Path.Combine("valid", "approval-and-concurrency.yaml")));

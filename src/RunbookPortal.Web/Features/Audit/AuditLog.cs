@@ -26,7 +26,8 @@ public sealed record AuditQuery(long? After = null, string? Actor = null, string
 /// <summary>
 /// Appends hash-chained audit records and reads them back. Appends are serialised: in this process by a
 /// lock, across PostgreSQL nodes by an advisory transaction lock, and the unique Seq index refuses a fork.
-/// Each append uses its own DbContext so a caller's unsaved changes are never swept along.
+/// <see cref="WriteAsync"/> uses a DbContext of its own so a caller's unsaved changes are never swept along;
+/// <see cref="SaveWithAsync"/> saves them on purpose, with the record, in one transaction.
 /// </summary>
 public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider time, ILogger<AuditLog> logger)
 {
@@ -35,12 +36,25 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider time, ILo
 
     public async Task WriteAsync(string actor, string action, string? target = null, object? details = null, CancellationToken ct = default)
     {
+        await using var scope = scopes.CreateAsyncScope();
+        await SaveWithAsync(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), actor, action, target, details, ct);
+    }
+
+    /// <summary>
+    /// Saves <paramref name="db"/>'s pending changes and the audit record of them in one transaction: both are
+    /// committed or neither is, so an action is never done without its record, nor answered as failed once it is
+    /// done. Throws what saving threw (a <see cref="DbUpdateException"/> for a unique index, say), with nothing saved
+    /// and the audit record no longer tracked; the caller's own changes stay tracked for it to deal with.
+    /// </summary>
+    public async Task SaveWithAsync(PortalDbContext db, string actor, string action, string? target = null, object? details = null, CancellationToken ct = default)
+    {
+        if (db.Database.CurrentTransaction is not null)
+            throw new InvalidOperationException("The audit record brings its own transaction; save the changes without one.");
         var detailsJson = details is null ? null : details as string ?? JsonSerializer.Serialize(details, JsonOptions);
         await AppendGate.WaitAsync(ct);
+        AuditRecord? record = null;
         try
         {
-            await using var scope = scopes.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<PortalDbContext>();
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             if (db.Database.IsNpgsql())
                 await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PostgresAuditLockKey})", ct);
@@ -56,7 +70,7 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider time, ILo
                 Details: detailsJson,
                 PreviousHash: last?.Hash ?? AuditChain.GenesisHash);
 
-            db.AuditRecords.Add(new AuditRecord
+            record = new AuditRecord
             {
                 Seq = facts.Seq,
                 At = facts.At,
@@ -66,10 +80,17 @@ public sealed class AuditLog(IServiceScopeFactory scopes, TimeProvider time, ILo
                 Details = facts.Details,
                 PreviousHash = facts.PreviousHash,
                 Hash = AuditChain.ComputeHash(facts),
-            });
+            };
+            db.AuditRecords.Add(record);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
             logger.LogInformation("Audit {Seq}: {Actor} {Action} {Target}", facts.Seq, facts.Actor, facts.Action, facts.Target);
+        }
+        catch
+        {
+            if (record is not null)
+                db.Entry(record).State = EntityState.Detached;
+            throw;
         }
         finally
         {

@@ -13,24 +13,38 @@ public static class ExecutionEndpoints
 {
     public static IEndpointRouteBuilder MapExecutionApi(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/runbooks/{name}/executions", async (string name, StartExecutionRequest? body, ExecutionService executions, ClaimsPrincipal me, CancellationToken ct) =>
+        app.MapPost("/api/runbooks/{name}/executions", async (string name, StartExecutionRequest? body, ExecutionService executions, ClaimsPrincipal me, HttpContext http, CancellationToken ct) =>
             {
-                var started = await executions.StartAsync(me.ActorName(), me.IsInRole(Roles.Author) || me.IsInRole(Roles.Admin), name, body ?? new StartExecutionRequest(null), ct);
-                return started.Outcome.Succeeded
-                    ? Results.Accepted($"/api/executions/{started.Id}", new { id = started.Id, status = started.Status })
-                    : started.Outcome.ToProblem();
+                // Read as sent: an empty header is a mistake to report, not a missing one (several headers read as one list, "a,b").
+                var request = (body ?? new StartExecutionRequest(null)) with
+                {
+                    IdempotencyKey = http.Request.Headers.TryGetValue(IdempotencyKeys.Header, out var key) ? key.ToString() : null,
+                };
+                var started = await executions.StartAsync(me.ActorName(), me.IsInRole(Roles.Author) || me.IsInRole(Roles.Admin), name, request, ct);
+                if (!started.Outcome.Succeeded)
+                    return started.Outcome.ToProblem();
+                var answer = new { id = started.Id, status = started.Status };
+                if (!started.Replayed)
+                    return Results.Accepted($"/api/executions/{started.Id}", answer);
+                http.Response.Headers[IdempotencyKeys.ReplayedHeader] = "true";
+                return Results.Ok(answer);
             })
             .RequireAuthorization(Policies.Operator).WithTags("Executions")
-            .WithSummary("Starts the active version with { parameters, dryRun } (authors may dry-run a draft with { version }); answers 202 { id, status }.");
+            .WithSummary("Starts the active version with { parameters, dryRun } (authors may dry-run a draft with { version }); answers 202 { id, status }. "
+                         + "Safe to retry with an Idempotency-Key header (at most 200 printable ASCII characters, else 400): the same key from the same user within 24 h "
+                         + "answers 200 { id, status } of the execution it started (header Idempotent-Replayed: true) and starts nothing; the key reused for another "
+                         + "runbook, version, dry-run flag or parameter values answers 422. After 24 h the key starts a new execution.");
 
         var executions = app.MapGroup("/api/executions").RequireAuthorization().WithTags("Executions");
 
-        executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, int? page, int? pageSize, CancellationToken ct) =>
+        executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, long? page, long? pageSize, CancellationToken ct) =>
             {
-                var (items, total) = await svc.ListAsync(new ExecutionQuery(status, runbook, requestedBy, from, to, page ?? 0, pageSize ?? 50), ct);
+                if (Paging.Check(page ?? 0, pageSize ?? 50) is { Succeeded: false } refused)
+                    return refused.ToProblem();
+                var (items, total) = await svc.ListAsync(new ExecutionQuery(status, runbook, requestedBy, from, to, (int)(page ?? 0), (int)(pageSize ?? 50)), ct);
                 return Results.Ok(new { items, total });
             })
-            .WithSummary("Executions, newest first; filters: status, runbook, requestedBy, from, to.");
+            .WithSummary($"Executions, newest first; filters: status, runbook, requestedBy, from, to; paging (page from 0, pageSize 1–{Paging.MaxPageSize}, default 50).");
 
         executions.MapGet("/{id:guid}", async (Guid id, ExecutionService svc, CancellationToken ct) =>
                 await svc.GetAsync(id, ct) is { } e ? Results.Ok(e) : NotFound())

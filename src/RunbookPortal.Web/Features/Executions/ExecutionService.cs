@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using RunbookPortal.Engine.Approvals;
@@ -12,7 +13,12 @@ using RunbookPortal.Web.Infrastructure;
 
 namespace RunbookPortal.Web.Features.Executions;
 
-public sealed record StartExecutionRequest(Dictionary<string, JsonElement>? Parameters, bool DryRun = false, int? Version = null, string? Comment = null);
+public sealed record StartExecutionRequest(Dictionary<string, JsonElement>? Parameters, bool DryRun = false, int? Version = null, string? Comment = null)
+{
+    /// <summary>The request's <see cref="IdempotencyKeys.Header"/> (a header, never the body); null without one.</summary>
+    [JsonIgnore]
+    public string? IdempotencyKey { get; init; }
+}
 
 public sealed record StepView(string Id, string Name, string Action, StepStatus Status, int Attempts, DateTime? StartedAt, DateTime? FinishedAt, string? Error, bool HasRollback);
 
@@ -26,8 +32,11 @@ public sealed record EventView(Guid ExecutionId, long Seq, DateTime At, string K
 
 public sealed record ExecutionQuery(ExecutionStatus? Status = null, string? Runbook = null, string? RequestedBy = null, DateTime? From = null, DateTime? To = null, int Page = 0, int PageSize = 50);
 
-/// <summary>What starting answered: the execution, or every problem with the request.</summary>
-public sealed record StartResult(OperationResult Outcome, Guid? Id, ExecutionStatus? Status);
+/// <summary>
+/// What starting answered: the execution, or every problem with the request. <paramref name="Replayed"/>: the
+/// execution an earlier request with the same idempotency key started (nothing new was started).
+/// </summary>
+public sealed record StartResult(OperationResult Outcome, Guid? Id, ExecutionStatus? Status, bool Replayed = false);
 
 /// <summary>Starting, controlling and reading executions, for the pages and the API alike.</summary>
 public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimeProvider time, ExecutionNotifier notifier, RunningExecutions running, IDataProtectionProvider protection)
@@ -35,8 +44,23 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     public const string SecretMask = "***";
     internal const string SecretsPurpose = "RunbookPortal.ExecutionSecrets";
 
+    /// <summary>
+    /// Starts (queues, or sends for approval) a run of a runbook version. With an idempotency key, a start that the same
+    /// actor made with that key within <see cref="IdempotencyKeys.Window"/> is answered instead (or refused when it was
+    /// another request); the unique index on requester and key makes two racing requests start one run. The execution
+    /// and its audit record are saved in one transaction.
+    /// </summary>
     public async Task<StartResult> StartAsync(string actor, bool isAuthor, string runbookName, StartExecutionRequest request, CancellationToken ct = default)
     {
+        var key = request.IdempotencyKey;
+        if (key is not null)
+        {
+            if (IdempotencyKeys.Problem(key) is { } badKey)
+                return new(OperationResult.Invalid(badKey, new Dictionary<string, string[]> { [IdempotencyKeys.Header] = [badKey] }), null, null);
+            if (await EarlierStartAsync(actor, key, runbookName, request, ct) is { } earlier)
+                return earlier;
+        }
+
         var runbook = await db.Runbooks.AsNoTracking().Include(r => r.Versions).FirstOrDefaultAsync(r => r.Name == runbookName, ct);
         if (runbook is null)
             return new(OperationResult.NotFound($"There is no runbook named '{runbookName}'."), null, null);
@@ -68,8 +92,15 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         if (comment is { Length: > ApprovalService.MaxComment })
             return new(OperationResult.Invalid($"A comment has at most {ApprovalService.MaxComment} characters."), null, null);
 
-        var secrets = definition.Parameters.Where(p => p.Type == ParameterType.Secret && values.ContainsKey(p.Name)).ToDictionary(p => p.Name, p => values[p.Name]);
-        var shown = values.ToDictionary(kv => kv.Key, kv => secrets.ContainsKey(kv.Key) ? SecretMask : kv.Value);
+        var concurrencyKey = definition.Concurrency?.Render(values);
+        if (concurrencyKey is { Length: > ConcurrencyPolicy.MaxKeyLength })
+        {
+            var inKey = TemplateReferences.Find(definition.Concurrency!.Key).Select(r => r.ParameterName).OfType<string>().Distinct().ToList();
+            return new(OperationResult.Invalid($"The concurrency key of this runbook ('{Preview(definition.Concurrency.Key)}') comes to {concurrencyKey.Length} characters with these values; "
+                + $"a key may have at most {ConcurrencyPolicy.MaxKeyLength}." + (inKey.Count == 0 ? "" : $" Give {string.Join(" or ", inKey)} a shorter value.")), null, null);
+        }
+
+        var (secrets, shown) = Split(definition, values);
         var now = time.GetUtcNow().UtcDateTime;
         var execution = new Execution
         {
@@ -83,7 +114,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             RequestedAt = now,
             ParametersJson = JsonSerializer.Serialize(shown, ExecutionLedger.Json),
             ProtectedSecrets = secrets.Count == 0 ? null : protection.CreateProtector(SecretsPurpose).Protect(JsonSerializer.Serialize(secrets)),
-            ConcurrencyKey = definition.Concurrency is { } c ? TemplateReferences.Replace(c.Key, r => r.ParameterName is { } p && values.TryGetValue(p, out var v) ? v : r.LiteralText ?? "") : null,
+            IdempotencyKey = key,
+            ConcurrencyKey = concurrencyKey,
             ConcurrencyLimit = definition.Concurrency?.Limit ?? 0,
         };
         execution.Steps.AddRange(definition.Steps.Select((s, i) => new ExecutionStepRecord
@@ -119,14 +151,89 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         {
             first = ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, dryRun = request.DryRun, version = version.Version }), now);
         }
-        await db.SaveChangesAsync(ct);
+        if (key is not null)
+        {
+            // A key stands for its request for 24 hours; after that a new start takes it over from the run that had it.
+            var expired = now - IdempotencyKeys.Window;
+            await db.Executions.Where(e => e.RequestedBy == actor && e.IdempotencyKey == key && e.RequestedAt <= expired)
+                .ExecuteUpdateAsync(u => u.SetProperty(e => e.IdempotencyKey, (string?)null), ct);
+        }
+        try
+        {
+            await audit.SaveWithAsync(db, actor, "execution.started", $"{runbook.Name} v{version.Version}",
+                new { executionId = execution.Id, dryRun = request.DryRun, parameters = shown, awaitingApproval = policy is not null, comment, idempotencyKey = key }, ct);
+        }
+        catch (DbUpdateException) when (key is not null)
+        {
+            // Most likely a request with the same key was saved first (the unique index): then its execution is the answer.
+            db.ChangeTracker.Clear();
+            if (await EarlierStartAsync(actor, key, runbookName, request, ct) is { } earlier)
+                return earlier;
+            throw;
+        }
         notifier.Publish(first);
         if (policy is null)
             notifier.WorkQueued();
-        await audit.WriteAsync(actor, "execution.started", $"{runbook.Name} v{version.Version}",
-            new { executionId = execution.Id, dryRun = request.DryRun, parameters = shown, awaitingApproval = policy is not null, comment }, ct);
         return new(OperationResult.Ok, execution.Id, execution.Status);
     }
+
+    /// <summary>
+    /// The execution <paramref name="actor"/> started with <paramref name="key"/> within the last 24 hours, when this is
+    /// the same request again (same runbook, dry-run flag, version if it names one, and parameter values, secrets
+    /// included, as bound by that execution's version); a 422 when the key was used for another request; null when the
+    /// key is free.
+    /// </summary>
+    private async Task<StartResult?> EarlierStartAsync(string actor, string key, string runbookName, StartExecutionRequest request, CancellationToken ct)
+    {
+        var since = time.GetUtcNow().UtcDateTime - IdempotencyKeys.Window;
+        var earlier = await db.Executions.AsNoTracking()
+            .Where(e => e.RequestedBy == actor && e.IdempotencyKey == key && e.RequestedAt > since)
+            .Select(e => new { e.Id, e.Status, e.RunbookName, e.Version, e.RunbookVersionId, e.DryRun, e.RequestedAt, e.ParametersJson, e.ProtectedSecrets })
+            .FirstOrDefaultAsync(ct);
+        if (earlier is null)
+            return null;
+
+        var difference = earlier.RunbookName != runbookName ? $"for the runbook '{earlier.RunbookName}', not '{runbookName}'"
+            : request.Version is { } wanted && wanted != earlier.Version ? $"for version {earlier.Version}, not {wanted}"
+            : request.DryRun != earlier.DryRun ? (earlier.DryRun ? "as a dry run, and this request is a real run" : "as a real run, and this request is a dry run")
+            : !await SameParametersAsync(earlier.RunbookVersionId, earlier.ParametersJson, earlier.ProtectedSecrets, request.Parameters, ct) ? "with other parameter values"
+            : null;
+        if (difference is not null)
+            return new(OperationResult.Unprocessable($"This {IdempotencyKeys.Header} was already used for another request: you started execution {earlier.Id} "
+                + $"({earlier.RunbookName} v{earlier.Version}) with it at {earlier.RequestedAt:yyyy-MM-dd HH:mm:ss} UTC, {difference}. "
+                + "A key stands for one request for 24 hours; send a new key for a new request."), null, null);
+        return new(OperationResult.Ok, earlier.Id, earlier.Status, Replayed: true);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="given"/>, bound by the version an execution ran (defaults filled in, values in their one
+    /// spelling), are the values it ran with, secrets included.
+    /// </summary>
+    private async Task<bool> SameParametersAsync(Guid versionId, string parametersJson, string? protectedSecrets, Dictionary<string, JsonElement>? given, CancellationToken ct)
+    {
+        if (await DefinitionOfAsync(versionId, ct) is not { } definition)
+            return false;
+        var (values, errors) = BindParameters(definition, given);
+        if (errors.Count > 0)
+            return false;
+        var (secrets, shown) = Split(definition, values);
+        var ranShown = JsonSerializer.Deserialize<Dictionary<string, string>>(parametersJson, ExecutionLedger.Json) ?? [];
+        var ranSecrets = protectedSecrets is null ? []
+            : JsonSerializer.Deserialize<Dictionary<string, string>>(protection.CreateProtector(SecretsPurpose).Unprotect(protectedSecrets)) ?? [];
+        return Same(shown, ranShown) && Same(secrets, ranSecrets);
+
+        static bool Same(Dictionary<string, string> a, Dictionary<string, string> b) =>
+            a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var other) && other == kv.Value);
+    }
+
+    /// <summary>The secret values of a run (to be sealed) and all its values as shown, secrets masked.</summary>
+    private static (Dictionary<string, string> Secrets, Dictionary<string, string> Shown) Split(RunbookDefinition definition, Dictionary<string, string> values)
+    {
+        var secrets = definition.Parameters.Where(p => p.Type == ParameterType.Secret && values.ContainsKey(p.Name)).ToDictionary(p => p.Name, p => values[p.Name]);
+        return (secrets, values.ToDictionary(kv => kv.Key, kv => secrets.ContainsKey(kv.Key) ? SecretMask : kv.Value));
+    }
+
+    private static string Preview(string text) => text.Length <= 60 ? text : text[..57] + "...";
 
     /// <summary>Checks every value against its declaration; answers the values (defaults filled in) or an error per field.</summary>
     internal static (Dictionary<string, string> Values, Dictionary<string, string[]> Errors) BindParameters(RunbookDefinition definition, Dictionary<string, JsonElement>? given)
@@ -213,11 +320,16 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             ? db.ApprovalRequests.FirstOrDefaultAsync(a => a.Id == approvalId, ct)
             : Task.FromResult<ApprovalRequest?>(null);
 
-    /// <summary>Resume and rollback run steps again: only for a run that passed its approval, unchanged.</summary>
-    private async Task<OperationResult> GateAsync(Execution execution, CancellationToken ct)
+    /// <summary>The definition of a runbook version (the one an execution pinned); null when it no longer validates.</summary>
+    private async Task<RunbookDefinition?> DefinitionOfAsync(Guid versionId, CancellationToken ct)
     {
-        var yaml = await db.RunbookVersions.AsNoTracking().Where(v => v.Id == execution.RunbookVersionId).Select(v => v.Yaml).FirstOrDefaultAsync(ct);
-        var definition = yaml is null ? null : RunbookValidator.Validate(yaml).Definition;
+        var yaml = await db.RunbookVersions.AsNoTracking().Where(v => v.Id == versionId).Select(v => v.Yaml).FirstOrDefaultAsync(ct);
+        return yaml is null ? null : RunbookValidator.Validate(yaml).Definition;
+    }
+
+    /// <summary>Resume and rollback run steps again: only for a run that passed its approval, unchanged.</summary>
+    private async Task<OperationResult> GateAsync(Execution execution, RunbookDefinition? definition, CancellationToken ct)
+    {
         if (ApprovalService.Passed(execution, await ApprovalOfAsync(execution, ct), definition))
             return OperationResult.Ok;
         return OperationResult.Conflict("This run did not pass its approval (it was never granted, or it was withdrawn when the run was cancelled before it started), so none of its steps can run. Start a new run to ask for approval again.");
@@ -254,7 +366,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                         ApprovalService.CloseCancelled(approval, now);
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} while it waited for approval; it will not run." }), now);
                     return OperationResult.Ok;
-                case ExecutionStatus.Queued or ExecutionStatus.Interrupted:
+                case ExecutionStatus.Queued:
                     // An approved run cancelled before it ever started is as final as one cancelled while it waited:
                     // the approval was for that start, and it is withdrawn with it.
                     if (execution.StartedAt is null && await ApprovalOfAsync(execution, ct) is { } granted)
@@ -284,7 +396,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                     ExecutionLedger.Append(db, execution, new HostEvent("execution_cancel_requested", execution.CurrentStepId, new { by = actor, rollback }), now);
                     return OperationResult.Ok;
                 default:
-                    return OperationResult.Conflict($"The execution is {execution.Status} and cannot be cancelled.");
+                    return OperationResult.Conflict(NotCancellable(execution));
             }
         }, ct);
         if (!result.Succeeded)
@@ -297,6 +409,25 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             notifier.WorkQueued();
         await audit.WriteAsync(actor, "execution.cancelled", target, new { executionId = id, rollback }, ct);
         return result;
+    }
+
+    /// <summary>Why a run that no node runs and nothing waits on cannot be cancelled, and what can be done instead.</summary>
+    private static string NotCancellable(Execution e)
+    {
+        var at = e.FailedStepId is { } step ? $" at step '{step}'" : "";
+        var undone = e.RolledBack ? " and was rolled back" : "";
+        var instead = e.RolledBack ? " Start a new run instead." : " Resume it or roll it back instead.";
+        var why = e.Status switch
+        {
+            ExecutionStatus.Interrupted => $"it was interrupted{at} before it finished (the node running it stopped){undone}.{instead}",
+            ExecutionStatus.Failed => $"it already failed{at}{undone}.{instead}",
+            ExecutionStatus.Cancelled => $"it was already cancelled{undone}.",
+            ExecutionStatus.Succeeded => "it already succeeded.",
+            ExecutionStatus.Rejected => "its approval was rejected, so it never ran.",
+            ExecutionStatus.Expired => "its approval expired before enough people approved it, so it never ran.",
+            _ => $"it is {e.Status}.",
+        };
+        return "The execution is not running, so there is nothing to cancel: " + why;
     }
 
     /// <summary>
@@ -336,16 +467,17 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                 return OperationResult.Conflict($"The execution is {execution.Status}; only a failed, interrupted or cancelled execution can be resumed.");
             if (execution.RolledBack)
                 return OperationResult.Conflict("The execution was rolled back; start a new one instead.");
-            if (await GateAsync(execution, ct) is { Succeeded: false } gate)
+            var definition = await DefinitionOfAsync(execution.RunbookVersionId, ct);
+            if (await GateAsync(execution, definition, ct) is { Succeeded: false } gate)
                 return gate;
             if (await VersionRunnableAsync(execution, force, isAdmin, ct) is { Succeeded: false } refused)
                 return refused;
             forced = force && isAdmin;
-            var stepId = fromStep ?? execution.FailedStepId ?? execution.Steps.OrderBy(s => s.Index).FirstOrDefault(s => s.Status != StepStatus.Succeeded)?.StepId;
+            var stepId = fromStep ?? DefaultResumeStep(execution, definition);
             var step = execution.Steps.FirstOrDefault(s => s.StepId == stepId);
             if (step is null)
                 return OperationResult.Invalid($"There is no step '{stepId}' in this execution.");
-            var missing = execution.Steps.Where(s => s.Index < step.Index && s.Status is not (StepStatus.Succeeded or StepStatus.Skipped)).Select(s => s.StepId).ToList();
+            var missing = execution.Steps.Where(s => s.Index < step.Index && !GotPast(s, definition)).OrderBy(s => s.Index).Select(s => s.StepId).ToList();
             if (missing.Count > 0)
                 return OperationResult.Conflict($"Steps before '{stepId}' did not succeed ({string.Join(", ", missing)}); resume from the first of them.");
             foreach (var s in execution.Steps.Where(s => s.Index >= step.Index))
@@ -377,6 +509,35 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         return result;
     }
 
+    /// <summary>
+    /// The steps a resume of this execution may start from, in order — each step up to the first one the run did not get
+    /// past — and the one to propose (the failed step); nothing when there is no such execution.
+    /// </summary>
+    public async Task<(IReadOnlyList<string> Steps, string? Proposed)> ResumeChoicesAsync(Guid id, CancellationToken ct = default)
+    {
+        var execution = await db.Executions.AsNoTracking().Include(e => e.Steps).FirstOrDefaultAsync(e => e.Id == id, ct);
+        if (execution is null)
+            return ([], null);
+        var definition = await DefinitionOfAsync(execution.RunbookVersionId, ct);
+        var ordered = execution.Steps.OrderBy(s => s.Index).ToList();
+        var firstOpen = ordered.FindIndex(s => !GotPast(s, definition));
+        var steps = (firstOpen < 0 ? ordered : ordered.Take(firstOpen + 1)).Select(s => s.StepId).ToList();
+        var proposed = DefaultResumeStep(execution, definition) is { } failed && steps.Contains(failed) ? failed : steps.LastOrDefault();
+        return (steps, proposed);
+    }
+
+    /// <summary>
+    /// Whether the run got past a step: it succeeded or was skipped, or it is optional and failed — that failure never
+    /// stopped the run, so it does not stop a resume past it either.
+    /// </summary>
+    private static bool GotPast(ExecutionStepRecord step, RunbookDefinition? definition) =>
+        step.Status is StepStatus.Succeeded or StepStatus.Skipped
+        || (step.Status is StepStatus.Failed or StepStatus.TimedOut && definition?.Steps.FirstOrDefault(d => d.Id == step.StepId) is { Required: false });
+
+    /// <summary>Where a resume starts when no step is named: the failed step, else the first step the run did not get past.</summary>
+    private static string? DefaultResumeStep(Execution execution, RunbookDefinition? definition) =>
+        execution.FailedStepId ?? execution.Steps.OrderBy(s => s.Index).FirstOrDefault(s => !GotPast(s, definition))?.StepId;
+
     /// <summary>Queues the rollback of a failed, interrupted or cancelled execution's succeeded steps (only of a run that passed its approval).</summary>
     public async Task<OperationResult> RollbackAsync(string actor, Guid id, CancellationToken ct = default)
     {
@@ -386,7 +547,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             target = $"{execution.RunbookName} v{execution.Version}";
             if (execution.Status is not (ExecutionStatus.Failed or ExecutionStatus.Interrupted or ExecutionStatus.Cancelled) || execution.RolledBack)
                 return OperationResult.Conflict($"The execution is {execution.Status}{(execution.RolledBack ? " and already rolled back" : "")}; only a failed, interrupted or cancelled run that was not rolled back can be.");
-            if (await GateAsync(execution, ct) is { Succeeded: false } gate)
+            if (await GateAsync(execution, await DefinitionOfAsync(execution.RunbookVersionId, ct), ct) is { Succeeded: false } gate)
                 return gate;
             execution.Mode = ExecutionMode.Rollback;
             execution.CancelRequested = false;
@@ -483,8 +644,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         if (q.To is { } to)
             executions = executions.Where(e => e.RequestedAt <= to);
         var total = await executions.CountAsync(ct);
-        var pageSize = Math.Clamp(q.PageSize, 1, 200);
-        var items = await executions.OrderByDescending(e => e.RequestedAt).Skip(Math.Max(0, q.Page) * pageSize).Take(pageSize)
+        var items = await executions.OrderByDescending(e => e.RequestedAt).Page(q.Page, q.PageSize)
             .Select(e => new ExecutionSummary(e.Id, e.RunbookName, e.Version, e.Status, e.RequestedBy, e.RequestedAt, e.FinishedAt, e.DryRun)).ToListAsync(ct);
         return (items, total);
     }

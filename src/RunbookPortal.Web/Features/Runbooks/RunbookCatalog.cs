@@ -93,8 +93,7 @@ public sealed class RunbookCatalog(PortalDbContext db, AuditLog audit, TimeProvi
             (_, true) => runbooks.OrderByDescending(r => r.Name),
             _ => runbooks.OrderBy(r => r.Name),
         };
-        var pageSize = Math.Clamp(q.PageSize, 1, 200);
-        var rows = total == 0 ? [] : await sorted.Skip(Math.Max(0, q.Page) * pageSize).Take(pageSize).ToListAsync(ct);
+        var rows = total == 0 ? [] : await sorted.Page(q.Page, q.PageSize).ToListAsync(ct);
 
         static List<FacetValue> Facet<TKey>(IEnumerable<IGrouping<TKey, int>> source, Func<TKey, string> label) =>
             source.Select(g => new FacetValue(label(g.Key), g.Sum())).OrderBy(f => f.Value, StringComparer.Ordinal).ToList();

@@ -51,9 +51,11 @@ public static class RunbookEndpoints
             .Accepts<string>("application/yaml").RequireAuthorization(Policies.Author)
             .WithSummary("Validates runbook YAML; answers every diagnostic with 1-based line and column.");
 
-        runbooks.MapGet("/", async (RunbookCatalog catalog, string? search, string? type, string? tag, RunbookVersionStatus? status, string? owner, string? sort, bool? desc, int? page, int? pageSize, CancellationToken ct) =>
-                Results.Ok(await catalog.SearchAsync(new CatalogQuery(search, type, tag, status, owner, sort ?? "name", desc ?? false, page ?? 0, pageSize ?? 25), ct)))
-            .WithSummary("The catalog: full-text search over name, title, description and tags; facets; paging.");
+        runbooks.MapGet("/", async (RunbookCatalog catalog, string? search, string? type, string? tag, RunbookVersionStatus? status, string? owner, string? sort, bool? desc, long? page, long? pageSize, CancellationToken ct) =>
+                Paging.Check(page ?? 0, pageSize ?? 25) is { Succeeded: false } refused
+                    ? refused.ToProblem()
+                    : Results.Ok(await catalog.SearchAsync(new CatalogQuery(search, type, tag, status, owner, sort ?? "name", desc ?? false, (int)(page ?? 0), (int)(pageSize ?? 25)), ct)))
+            .WithSummary($"The catalog: full-text search over name, title, description and tags; facets; paging (page from 0, pageSize 1–{Paging.MaxPageSize}, default 25).");
 
         runbooks.MapPost("/", async (HttpRequest request, RunbookCatalog catalog, ClaimsPrincipal me, CancellationToken ct) =>
             {

@@ -431,6 +431,10 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                     b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<string>("IdempotencyKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
                     b.Property<string>("InputBy")
                         .HasMaxLength(256)
                         .HasColumnType("character varying(256)");
@@ -527,6 +531,10 @@ namespace RunbookPortal.Web.Data.Migrations.Postgres
                     b.HasIndex("RunbookName");
 
                     b.HasIndex("ConcurrencyKey", "Status");
+
+                    b.HasIndex("RequestedBy", "IdempotencyKey")
+                        .IsUnique()
+                        .HasFilter("\"IdempotencyKey\" IS NOT NULL");
 
                     b.HasIndex("Status", "InputDeadline");
 

@@ -416,6 +416,10 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                     b.Property<DateTime?>("FinishedAt")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("IdempotencyKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("InputBy")
                         .HasMaxLength(256)
                         .HasColumnType("TEXT");
@@ -512,6 +516,10 @@ namespace RunbookPortal.Web.Data.Migrations.Sqlite
                     b.HasIndex("RunbookName");
 
                     b.HasIndex("ConcurrencyKey", "Status");
+
+                    b.HasIndex("RequestedBy", "IdempotencyKey")
+                        .IsUnique()
+                        .HasFilter("\"IdempotencyKey\" IS NOT NULL");
 
                     b.HasIndex("Status", "InputDeadline");
 
