@@ -54,8 +54,7 @@ public static class EnginePathBenchmark
             Console.WriteLine($"A {Steps}-step runbook through the API of a real portal process (request → Succeeded), median of {rounds} rounds after {WarmUp} warm-up rounds,");
             Console.WriteLine("against the floor: a bash loop of `setsid bash --noprofile --norc -e -o pipefail -c '<step>'`.");
             var ok = true;
-            if (Environment.GetEnvironmentVariable("RBP_BENCH_PAUSE") is { } pause) { Console.WriteLine("PIDS " + string.Join(" ", portals.Select(p => p.Node.Process.Pid))); await Task.Delay(int.Parse(pause)); }
-            for (var k = 0; k < (Environment.GetEnvironmentVariable("RBP_BENCH_KINDS") is { } kk ? int.Parse(kk) : Kinds.Length); k++)
+            for (var k = 0; k < Kinds.Length; k++)
             {
                 var (name, run, goal) = Kinds[k];
                 var floor = new List<TimeSpan>();
@@ -144,7 +143,6 @@ public static class EnginePathBenchmark
             settings["Bootstrap:AdminPassword"] = "benchmark admin password";
             settings["Bootstrap:ApiToken"] = Token;
             settings["Logging:LogLevel:Default"] = "Warning";
-            foreach (var kv in (Environment.GetEnvironmentVariable("RBP_BENCH_ENV") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)) settings[kv.Split('=')[0]] = kv.Split('=')[1];
             var process = await PortalNodeProcess.StartAsync(settings);
             var api = new HttpClient { BaseAddress = process.BaseAddress };
             api.DefaultRequestHeaders.Authorization = new("Bearer", Token);
@@ -180,7 +178,6 @@ public static class EnginePathBenchmark
         /// </summary>
         public async Task<TimeSpan> RunAsync(string name)
         {
-            var cpu0 = System.Diagnostics.Process.GetProcessById(Process.Pid).TotalProcessorTime;
             var requested = DateTime.UtcNow;
             var clock = Stopwatch.StartNew();
             var response = await Api.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } });
@@ -196,10 +193,9 @@ public static class EnginePathBenchmark
                     throw new InvalidOperationException($"Execution {id} of {name} ended {status}: {execution}");
                 if (clock.Elapsed > TimeSpan.FromMinutes(5))
                     throw new TimeoutException($"Execution {id} of {name} did not end in 5 minutes.");
-                await Task.Delay(50);
+                await Task.Delay(200);
             }
             var finished = await CheckEveryEventRecordedAsync(id);
-            if (Environment.GetEnvironmentVariable("RBP_BENCH_PAUSE") is not null) Console.WriteLine($"TMP cpu {(System.Diagnostics.Process.GetProcessById(Process.Pid).TotalProcessorTime - cpu0).TotalMilliseconds / Steps:0.00} ms/step, wall {(finished - requested).TotalMilliseconds / Steps:0.00}");
             return finished - requested;
         }
 

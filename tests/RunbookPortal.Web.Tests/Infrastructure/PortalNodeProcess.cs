@@ -15,7 +15,6 @@ public sealed class PortalNodeProcess : IAsyncDisposable
     private readonly StringBuilder _log = new();
 
     public Uri BaseAddress { get; }
-    public int Pid => _process.Id;
     public string Log { get { lock (_log) return _log.ToString(); } }
 
     private PortalNodeProcess(Process process, Uri baseAddress)

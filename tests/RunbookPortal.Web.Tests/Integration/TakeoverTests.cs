@@ -20,7 +20,7 @@ public sealed class TakeoverTests
         var settings = new Dictionary<string, string?>(EngineSettings.Fast)
         {
             ["Engine:NodeId"] = id,
-            ["Engine:LeaseDuration"] = "00:00:02",
+            ["Engine:LeaseDuration"] = "00:00:03", // KillGrace 1 s: a node fenced off stops its step within 1.5 s
         };
         if (!bootstrap)
         {
@@ -182,7 +182,7 @@ public sealed class TakeoverTests
             ["Bootstrap:AdminPassword"] = PortalFactory.AdminPassword,
             ["Bootstrap:ApiToken"] = token,
             ["Engine:NodeId"] = "node-dies",
-            ["Engine:LeaseDuration"] = "00:00:02",
+            ["Engine:LeaseDuration"] = "00:00:03", // KillGrace 1 s: a node fenced off stops its step within 1.5 s
             ["Engine:KillGrace"] = "00:00:01",
             ["Engine:PollInterval"] = "00:00:00.200",
         });
@@ -371,7 +371,7 @@ public sealed class LeaseLostTests
 
     private static Dictionary<string, string?> Settings() => new(EngineSettings.Fast)
     {
-        ["Engine:LeaseDuration"] = "00:00:02",
+        ["Engine:LeaseDuration"] = "00:00:03", // KillGrace 1 s: a node fenced off stops its step within 1.5 s
         ["Engine:NodeId"] = "node-loses",
     };
 

@@ -74,8 +74,8 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
     public const int MaxComment = 2000;
 
     /// <summary>The execution events that change what the approval queue shows.</summary>
-    public static bool Concerns(string eventKind) => eventKind is "execution_awaiting_approval" or "execution_approval_recorded" or "execution_approved"
-        or "execution_rejected" or "execution_expired" or "execution_cancelled";
+    public static bool Concerns(string eventKind) => eventKind is EventKinds.ExecutionAwaitingApproval or EventKinds.ExecutionApprovalRecorded or EventKinds.ExecutionApproved
+        or EventKinds.ExecutionRejected or EventKinds.ExecutionExpired or EventKinds.ExecutionCancelled;
 
     /// <summary>A new request for <paramref name="execution"/> (tracked, saved by the caller with the execution).</summary>
     internal static ApprovalRequest Open(PortalDbContext db, Execution execution, ApprovalPolicy policy, string? comment, DateTime now)
@@ -140,7 +140,7 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
         if (execution is not { Status: ExecutionStatus.AwaitingApproval })
             return null;
         var approvals = request.Decisions.Count(d => d.Approved);
-        return ExecutionLedger.Append(db, execution, new HostEvent("execution_expired", null, new
+        return ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionExpired, null, new
         {
             reason = $"Not approved in time: {approvals} of {request.RequiredApprovals} approvals by {request.ExpiresAt:yyyy-MM-dd HH:mm} UTC.",
             approvals,
@@ -211,21 +211,21 @@ public sealed class ApprovalService(PortalDbContext db, AuditLog audit, TimeProv
             {
                 request.Status = ApprovalStatus.Rejected;
                 request.DecidedAt = now;
-                events.Add(ExecutionLedger.Append(db, execution, new HostEvent("execution_rejected", null,
+                events.Add(ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionRejected, null,
                     new { by = actor, comment, reason = $"Rejected by {actor}: {comment}" }), now));
             }
             else if (approvals >= request.RequiredApprovals)
             {
                 request.Status = ApprovalStatus.Approved;
                 request.DecidedAt = now;
-                events.Add(ExecutionLedger.Append(db, execution, new HostEvent("execution_approved", null,
+                events.Add(ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionApproved, null,
                     new { by = actor, comment, approvals, requiredApprovals = request.RequiredApprovals, approvers = request.Decisions.Where(d => d.Approved).Select(d => d.By) }), now));
-                events.Add(ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, approved = true }), now));
+                events.Add(ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = actor, approved = true }), now));
                 queued = true;
             }
             else
             {
-                events.Add(ExecutionLedger.Append(db, execution, new HostEvent("execution_approval_recorded", null,
+                events.Add(ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionApprovalRecorded, null,
                     new { by = actor, comment, approvals, requiredApprovals = request.RequiredApprovals }), now));
             }
             if (!await TrySaveAsync(attempt, ct))

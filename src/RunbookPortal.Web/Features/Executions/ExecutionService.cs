@@ -136,7 +136,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         {
             var approval = ApprovalService.Open(db, execution, policy, comment, now);
             execution.Status = ExecutionStatus.AwaitingApproval;
-            first = ExecutionLedger.Append(db, execution, new HostEvent("execution_awaiting_approval", null, new
+            first = ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionAwaitingApproval, null, new
             {
                 by = actor,
                 approvalId = approval.Id,
@@ -149,7 +149,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         }
         else
         {
-            first = ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, dryRun = request.DryRun, version = version.Version }), now);
+            first = ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = actor, dryRun = request.DryRun, version = version.Version }), now);
         }
         if (key is not null)
         {
@@ -364,14 +364,14 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                     // Final: the approval is closed with it, so this run can never be resumed or rolled back.
                     if (await ApprovalOfAsync(execution, ct) is { Status: ApprovalStatus.Pending } approval)
                         ApprovalService.CloseCancelled(approval, now);
-                    ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} while it waited for approval; it will not run." }), now);
+                    ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionCancelled, null, new { by = actor, reason = $"Cancelled by {actor} while it waited for approval; it will not run." }), now);
                     return OperationResult.Ok;
                 case ExecutionStatus.Queued:
                     // An approved run cancelled before it ever started is as final as one cancelled while it waited:
                     // the approval was for that start, and it is withdrawn with it.
                     if (execution.StartedAt is null && await ApprovalOfAsync(execution, ct) is { } granted)
                         ApprovalService.CloseCancelled(granted, now);
-                    ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", null, new { by = actor, reason = $"Cancelled by {actor} before it ran." }), now);
+                    ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionCancelled, null, new { by = actor, reason = $"Cancelled by {actor} before it ran." }), now);
                     return OperationResult.Ok;
                 case ExecutionStatus.WaitingForInput:
                     queued = CancelWhileWaiting(db, execution, actor, rollback, now);
@@ -382,7 +382,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                         return OperationResult.Ok;
                     stopRollback = true;
                     execution.RollbackStopRequestedBy = actor;
-                    ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_stop_requested", execution.CurrentStepId, new { by = actor }), now);
+                    ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionRollbackStopRequested, execution.CurrentStepId, new { by = actor }), now);
                     return OperationResult.Ok;
                 case ExecutionStatus.Running:
                     wasRunning = true;
@@ -393,7 +393,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
                     execution.CancelRequested = true;
                     execution.CancelRollback = rollback;
                     execution.CancelRequestedBy = actor;
-                    ExecutionLedger.Append(db, execution, new HostEvent("execution_cancel_requested", execution.CurrentStepId, new { by = actor, rollback }), now);
+                    ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionCancelRequested, execution.CurrentStepId, new { by = actor, rollback }), now);
                     return OperationResult.Ok;
                 default:
                     return OperationResult.Conflict(NotCancellable(execution));
@@ -440,13 +440,13 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         execution.RollbackStopRequestedBy = null;
         if (!rollback)
         {
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_cancelled", execution.CurrentStepId,
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionCancelled, execution.CurrentStepId,
                 new { by = actor, reason = $"cancelled by {actor} while step '{execution.CurrentStepId}' waited for input" }), now);
             return false;
         }
         execution.Mode = ExecutionMode.Rollback;
-        ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", execution.CurrentStepId, new { by = actor, cancelled = true }), now);
-        ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
+        ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionRollbackRequested, execution.CurrentStepId, new { by = actor, cancelled = true }), now);
+        ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = actor, rollback = true }), now);
         return true;
     }
 
@@ -497,8 +497,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             execution.Reason = null;
             // A manual step from here on asks again: a decision taken for the earlier run does not carry over.
             execution.InputStepId = execution.InputDecision = execution.InputBy = execution.InputComment = null;
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_resumed", step.StepId, new { by = actor, fromStep = step.StepId, forced }), now);
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, resume = true }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionResumed, step.StepId, new { by = actor, fromStep = step.StepId, forced }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = actor, resume = true }), now);
             resumedFrom = step.StepId;
             return OperationResult.Ok;
         }, ct);
@@ -552,8 +552,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             execution.Mode = ExecutionMode.Rollback;
             execution.CancelRequested = false;
             execution.RollbackStopRequestedBy = null;
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_rollback_requested", null, new { by = actor }), now);
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, rollback = true }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionRollbackRequested, null, new { by = actor }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = actor, rollback = true }), now);
             return OperationResult.Ok;
         }, ct);
         if (!result.Succeeded)
@@ -600,15 +600,15 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             {
                 // Past its timeout the step is aborted, whether or not the worker got to it first.
                 carriedOut = $"Step '{stepId}' timed out at {deadline:yyyy-MM-dd HH:mm:ss} UTC; it is aborted as timed out.";
-                ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", stepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now);
-                ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = "portal", input = "timedout" }), now);
+                ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.StepInputReceived, stepId, new { decision = "timedout", by = "portal", comment = (string?)null }), now);
+                ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = "portal", input = "timedout" }), now);
                 queuedRollback = true;
                 return OperationResult.Ok;
             }
             var word = decision == ManualDecision.Continue ? "continue" : "abort";
-            ExecutionLedger.Append(db, execution, new HostEvent("step_input_received", stepId, new { decision = word, by = actor, comment }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.StepInputReceived, stepId, new { decision = word, by = actor, comment }), now);
             execution.Mode = ExecutionMode.Run;
-            ExecutionLedger.Append(db, execution, new HostEvent("execution_queued", null, new { by = actor, input = word }), now);
+            ExecutionLedger.Append(db, execution, new HostEvent(EventKinds.ExecutionQueued, null, new { by = actor, input = word }), now);
             return OperationResult.Ok;
         }, ct);
         if (!result.Succeeded)
