@@ -531,7 +531,7 @@ public sealed class ExecutionWorker(
     /// </summary>
     private async Task<DateTime> LeaseClockAsync(PortalDbContext db, CancellationToken ct) =>
         db.Database.IsNpgsql()
-            ? await db.Database.SqlQuery<DateTime>($"SELECT now() AS \"Value\"").SingleAsync(ct)
+            ? (await db.Database.SqlQuery<DateTime>($"SELECT now() AS \"Value\"").ToListAsync(ct))[0] // not Single: its Take(2) is logged as a warning
             : time.GetUtcNow().UtcDateTime;
 
     private static string InterruptedReason(Execution execution)
