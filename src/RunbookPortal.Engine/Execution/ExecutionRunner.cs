@@ -439,6 +439,9 @@ public sealed class ExecutionRunner
             return new StepRun(Ending.Failed, NoExecutor(step.Action)) { Final = true };
 
         var cancel = stopper.Token;
+        // The node stopped (or was fenced off) while the step's start was being recorded: the step must not start now.
+        if (shutdown.IsCancellationRequested)
+            return new StepRun(Ending.Interrupted, "the node stopped before the step started");
         var limit = step.Timeout ?? (step.Action == StepActions.Wait ? null : _options.DefaultStepTimeout);
         using var timeout = limit is { } span ? new CancellationTokenSource(ExecutionOptions.ClampTimer(span), _time) : null;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancel, shutdown, timeout?.Token ?? CancellationToken.None);

@@ -158,6 +158,7 @@ public sealed class TakeoverTests
         }
         finally
         {
+            cutOff.Kill(); // with a step it might still be running, which would keep writing to the folder
             Directory.Delete(work, recursive: true);
         }
     }

@@ -81,6 +81,7 @@ internal sealed class StepProcess
             info.Environment[name] = value;
 
         using var process = new Process { StartInfo = info };
+        cancellationToken.ThrowIfCancellationRequested(); // stopped before it started: it does not start
         process.Start();
         // Not a group leader when started, so setsid makes the process itself the leader: the group id is its pid.
         var group = process.Id;

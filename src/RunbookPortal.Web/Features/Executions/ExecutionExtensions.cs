@@ -25,7 +25,8 @@ public static class ExecutionExtensions
         Check<ExecutionOptions>(section);
         CheckRunAs(configured.RunAs);
         CheckLease(configured);
-        services.AddOptions<EngineOptions>().BindConfiguration(EngineOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<EngineOptions>().BindConfiguration(EngineOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.KillGrace <= o.LeaseDuration / 2, "Engine:LeaseDuration must be at least twice Engine:KillGrace.").ValidateOnStart();
         services.AddOptions<ExecutionOptions>().BindConfiguration(EngineOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         // Shutdown: the grace for running steps, then SIGTERM and up to KillGrace before SIGKILL, then the runs are recorded.
         var shutdown = configured.ShutdownGrace + configured.KillGrace + TimeSpan.FromSeconds(10);

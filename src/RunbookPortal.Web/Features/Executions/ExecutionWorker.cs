@@ -426,7 +426,7 @@ public sealed class ExecutionWorker(
         catch (Exception ex) when (!fenced.IsCancellationRequested)
         {
             logger.LogError(ex, "Execution {Execution} failed in the host.", id);
-            await RecordHostFailureAsync(id, lease, ex);
+            await RecordHostFailureAsync(id, lease, ex, fenced.Token);
         }
         catch (Exception ex)
         {
@@ -436,11 +436,22 @@ public sealed class ExecutionWorker(
         {
             await heartbeatStop.CancelAsync();
             await heartbeat;
-            await ReleaseAsync(id, lease);
-            running.Remove(id, control);
-            _tasks.TryRemove(control, out _);
-            control.Dispose();
-            notifier.WorkQueued(); // a slot is free, and a concurrency key may be too
+            try
+            {
+                if (!fenced.IsCancellationRequested) // a fenced node writes nothing; its lease expires by itself
+                    await ReleaseAsync(id, lease);
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Execution {Execution}: this node could not let go of its lease; it expires by itself.", id);
+            }
+            finally
+            {
+                running.Remove(id, control);
+                _tasks.TryRemove(control, out _);
+                control.Dispose();
+                notifier.WorkQueued(); // a slot is free, and a concurrency key may be too
+            }
         }
     }
 
@@ -481,8 +492,22 @@ public sealed class ExecutionWorker(
                 if (left <= TimeSpan.Zero)
                     continue;
                 var attempt = time.GetTimestamp();
-                // A renewal that does not answer in time is as good as none: the fence does not wait for it.
-                var requests = await RenewAsync(id, lease, stop).WaitAsync(left, time, stop);
+                // A renewal that does not answer in time is as good as none: it is cancelled (so that a late answer does
+                // not extend the lease), and not waited for — a driver may take long to give up on a silent connection.
+                using var inTime = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                inTime.CancelAfter(left);
+                var renewal = RenewAsync(id, lease, inTime.Token);
+                Requests? requests;
+                try
+                {
+                    requests = await renewal.WaitAsync(left, time, stop);
+                }
+                catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && !stop.IsCancellationRequested)
+                {
+                    _ = renewal.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                    logger.LogWarning("Heartbeat of execution {Execution}: the database did not answer the renewal in time.", id);
+                    continue; // the fence is checked at the top of the loop
+                }
                 if (requests is null)
                 {
                     logger.LogWarning("Execution {Execution}: this node lost its lease; stopping the run here.", id);
@@ -498,10 +523,6 @@ public sealed class ExecutionWorker(
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 return;
-            }
-            catch (TimeoutException)
-            {
-                // The fence is checked at the top of the loop.
             }
             catch (Exception ex)
             {
@@ -526,12 +547,13 @@ public sealed class ExecutionWorker(
     }
 
     /// <summary>
-    /// The clock leases are given and expired by, the same for every node: PostgreSQL's <c>now()</c>; with SQLite, whose
+    /// The clock leases are given and expired by, the same for every node: PostgreSQL's clock (<c>clock_timestamp()</c>:
+    /// now, not the transaction's start); with SQLite, whose
     /// one writer is this machine, this machine's clock.
     /// </summary>
     private async Task<DateTime> LeaseClockAsync(PortalDbContext db, CancellationToken ct) =>
         db.Database.IsNpgsql()
-            ? (await db.Database.SqlQuery<DateTime>($"SELECT now() AS \"Value\"").ToListAsync(ct))[0] // not Single: its Take(2) is logged as a warning
+            ? (await db.Database.SqlQuery<DateTime>($"SELECT clock_timestamp() AS \"Value\"").ToListAsync(ct))[0] // not Single: its Take(2) is logged as a warning
             : time.GetUtcNow().UtcDateTime;
 
     private static string InterruptedReason(Execution execution)
@@ -557,12 +579,12 @@ public sealed class ExecutionWorker(
             .ExecuteUpdateAsync(s => s.SetProperty(e => e.LeaseOwner, (string?)null).SetProperty(e => e.LeaseExpiresAt, (DateTime?)null));
     }
 
-    private async Task RecordHostFailureAsync(Guid id, string lease, Exception ex)
+    private async Task RecordHostFailureAsync(Guid id, string lease, Exception ex, CancellationToken fenced)
     {
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time, lease);
+            await using var journal = new DatabaseExecutionJournal(scope.ServiceProvider.GetRequiredService<PortalDbContext>(), id, notifier, time, lease, fenced: fenced);
             await journal.RecordAsync(new ExecutionFinished(ExecutionStatus.Failed, null, $"The portal could not run this execution: {ex.GetBaseException().Message}", RolledBack: false), CancellationToken.None);
         }
         catch (LeaseLostException)
