@@ -169,7 +169,8 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             db.ChangeTracker.Clear();
             if (await EarlierStartAsync(actor, key, runbookName, request, ct) is { } earlier)
                 return earlier;
-            throw;
+            // The run that held the key passed its 24 hours while this request was being saved: nothing was started.
+            return new(OperationResult.Conflict($"Another start with this {IdempotencyKeys.Header} was being saved at the same moment, and nothing was started by this one. Send the request again."), null, null);
         }
         notifier.Publish(first);
         if (policy is null)
@@ -196,8 +197,7 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         var difference = earlier.RunbookName != runbookName ? $"for the runbook '{earlier.RunbookName}', not '{runbookName}'"
             : request.Version is { } wanted && wanted != earlier.Version ? $"for version {earlier.Version}, not {wanted}"
             : request.DryRun != earlier.DryRun ? (earlier.DryRun ? "as a dry run, and this request is a real run" : "as a real run, and this request is a dry run")
-            : !await SameParametersAsync(earlier.RunbookVersionId, earlier.ParametersJson, earlier.ProtectedSecrets, request.Parameters, ct) ? "with other parameter values"
-            : null;
+            : await ParameterDifferenceAsync(earlier.RunbookVersionId, earlier.ParametersJson, earlier.ProtectedSecrets, request.Parameters, ct);
         if (difference is not null)
             return new(OperationResult.Unprocessable($"This {IdempotencyKeys.Header} was already used for another request: you started execution {earlier.Id} "
                 + $"({earlier.RunbookName} v{earlier.Version}) with it at {earlier.RequestedAt:yyyy-MM-dd HH:mm:ss} UTC, {difference}. "
@@ -206,21 +206,29 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     }
 
     /// <summary>
-    /// Whether <paramref name="given"/>, bound by the version an execution ran (defaults filled in, values in their one
-    /// spelling), are the values it ran with, secrets included.
+    /// Null when <paramref name="given"/>, bound by the version an execution ran (defaults filled in, values in their one
+    /// spelling), are the values it ran with, secrets included; else how they differ, or why they cannot be compared.
     /// </summary>
-    private async Task<bool> SameParametersAsync(Guid versionId, string parametersJson, string? protectedSecrets, Dictionary<string, JsonElement>? given, CancellationToken ct)
+    private async Task<string?> ParameterDifferenceAsync(Guid versionId, string parametersJson, string? protectedSecrets, Dictionary<string, JsonElement>? given, CancellationToken ct)
     {
         if (await DefinitionOfAsync(versionId, ct) is not { } definition)
-            return false;
+            return "with a version that no longer validates, so these values cannot be compared with its";
         var (values, errors) = BindParameters(definition, given);
         if (errors.Count > 0)
-            return false;
+            return "with other parameter values";
         var (secrets, shown) = Split(definition, values);
         var ranShown = JsonSerializer.Deserialize<Dictionary<string, string>>(parametersJson, ExecutionLedger.Json) ?? [];
-        var ranSecrets = protectedSecrets is null ? []
-            : JsonSerializer.Deserialize<Dictionary<string, string>>(protection.CreateProtector(SecretsPurpose).Unprotect(protectedSecrets)) ?? [];
-        return Same(shown, ranShown) && Same(secrets, ranSecrets);
+        Dictionary<string, string> ranSecrets;
+        try
+        {
+            ranSecrets = protectedSecrets is null ? []
+                : JsonSerializer.Deserialize<Dictionary<string, string>>(protection.CreateProtector(SecretsPurpose).Unprotect(protectedSecrets)) ?? [];
+        }
+        catch (System.Security.Cryptography.CryptographicException)
+        {
+            return "with secret values this portal can no longer read (its keys changed), so they cannot be compared";
+        }
+        return Same(shown, ranShown) && Same(secrets, ranSecrets) ? null : "with other parameter values";
 
         static bool Same(Dictionary<string, string> a, Dictionary<string, string> b) =>
             a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var other) && other == kv.Value);
