@@ -51,7 +51,7 @@ public static class EngineSettings
     public static readonly Dictionary<string, string?> Fast = new()
     {
         ["Engine:PollInterval"] = "00:00:00.200",
-        ["Engine:LeaseDuration"] = "00:00:03",
+        ["Engine:LeaseDuration"] = "00:00:06", // a node fenced off (KillGrace 1 s) stops its step after 4 s without a renewal
         ["Engine:KillGrace"] = "00:00:01", // at most half the lease
         ["Engine:MaxConcurrentExecutions"] = "8",
     };

@@ -20,7 +20,7 @@ public sealed class TakeoverTests
         var settings = new Dictionary<string, string?>(EngineSettings.Fast)
         {
             ["Engine:NodeId"] = id,
-            ["Engine:LeaseDuration"] = "00:00:03", // KillGrace 1 s: a node fenced off stops its step within 1.5 s
+            ["Engine:LeaseDuration"] = "00:00:06", // a node fenced off (KillGrace 1 s) stops its step after 4 s without a renewal
         };
         if (!bootstrap)
         {
@@ -103,7 +103,7 @@ public sealed class TakeoverTests
             ["Bootstrap:AdminPassword"] = PortalFactory.AdminPassword,
             ["Bootstrap:ApiToken"] = token,
             ["Engine:NodeId"] = "node-cut-off",
-            ["Engine:LeaseDuration"] = "00:00:03",
+            ["Engine:LeaseDuration"] = "00:00:06", // a node fenced off (KillGrace 1 s) stops its step after 4 s without a renewal
             ["Engine:KillGrace"] = "00:00:01",
             ["Engine:PollInterval"] = "00:00:00.200",
         });
@@ -183,7 +183,7 @@ public sealed class TakeoverTests
             ["Bootstrap:AdminPassword"] = PortalFactory.AdminPassword,
             ["Bootstrap:ApiToken"] = token,
             ["Engine:NodeId"] = "node-dies",
-            ["Engine:LeaseDuration"] = "00:00:03", // KillGrace 1 s: a node fenced off stops its step within 1.5 s
+            ["Engine:LeaseDuration"] = "00:00:06", // a node fenced off (KillGrace 1 s) stops its step after 4 s without a renewal
             ["Engine:KillGrace"] = "00:00:01",
             ["Engine:PollInterval"] = "00:00:00.200",
         });
@@ -372,7 +372,7 @@ public sealed class LeaseLostTests
 
     private static Dictionary<string, string?> Settings() => new(EngineSettings.Fast)
     {
-        ["Engine:LeaseDuration"] = "00:00:03", // KillGrace 1 s: a node fenced off stops its step within 1.5 s
+        ["Engine:LeaseDuration"] = "00:00:06", // a node fenced off (KillGrace 1 s) stops its step after 4 s without a renewal
         ["Engine:NodeId"] = "node-loses",
     };
 
