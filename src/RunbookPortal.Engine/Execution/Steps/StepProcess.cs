@@ -20,8 +20,14 @@ internal sealed class StepProcess
     private const int SigTerm = 15;
     private const int SigKill = 9;
 
-    /// <summary>How long the pipes are read once the step's group is gone: only a process that left the group holds them longer.</summary>
+    /// <summary>
+    /// Once the step's group is gone, how long its pipes may stay open and empty before they are closed: only a process
+    /// that left the group holds them longer.
+    /// </summary>
     private static readonly TimeSpan DrainLimit = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The longest the pipes are read once the step's group is gone, even while a process that left it keeps writing.</summary>
+    private static readonly TimeSpan DrainMost = TimeSpan.FromSeconds(5);
 
     /// <summary>Lines read and not yet handed on beyond which reading waits (and so does the step, on its full pipe).</summary>
     private const int MaxQueued = 2000;
@@ -95,11 +101,8 @@ internal sealed class StepProcess
         using var slots = new SemaphoreSlim(MaxQueued);
         using var ended = new CancellationTokenSource();
         using var outputFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var closed = 0;
         async ValueTask Enqueue(string stream, string text)
         {
-            if (Volatile.Read(ref closed) == 1)
-                return; // the step has ended and its pipes were closed: what comes now is not its output
             if (!ended.IsCancellationRequested)
             {
                 try
@@ -159,16 +162,29 @@ internal sealed class StepProcess
         Signal(process, group, SigKill); // what the step left running in its group goes with it
         await ended.CancelAsync().ConfigureAwait(false);
 
-        if (await Task.WhenAny(readers, Task.Delay(DrainLimit, CancellationToken.None)).ConfigureAwait(false) != readers)
+        // Everything the step wrote is in its pipes now (it could not have ended with a full pipe): read on until the
+        // readers reach the end, however long a busy machine takes to run them. Pipes that stay open and empty are held
+        // by a process that left the group: they are closed (it gets SIGPIPE when it writes again), and what it writes
+        // from then on is not the step's.
+        var draining = Stopwatch.StartNew();
+        while (await Task.WhenAny(readers, Task.Delay(DrainLimit, CancellationToken.None)).ConfigureAwait(false) != readers)
         {
-            // A process outside the group still holds a pipe: nothing it writes from now on is this step's (it gets
-            // SIGPIPE when it writes again, the pipes being closed below).
-            Volatile.Write(ref closed, 1);
+            if (draining.Elapsed >= DrainMost || (Unread(process.StandardOutput.BaseStream) == 0 && Unread(process.StandardError.BaseStream) == 0))
+                break;
         }
         _ = readers.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         // Process.Dispose leaves the pipes it handed out to their readers: closed here, not by a finalizer some GCs later.
+        // A read still waiting ends with the close; lines read before it are still delivered.
         process.StandardOutput.Dispose();
         process.StandardError.Dispose();
+        try
+        {
+            await readers.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The pipe closed under a waiting read (what was read before is delivered).
+        }
         queue.Writer.TryComplete();
         await delivering.ConfigureAwait(false); // every line the step wrote is handed on before the step ends; a journal failure throws here
         return new Outcome(process.ExitCode, stopped);
@@ -217,10 +233,23 @@ internal sealed class StepProcess
         }
     }
 
+    /// <summary>The bytes waiting in a pipe (FIONREAD); -1 when that cannot be told.</summary>
+    private static int Unread(Stream pipe)
+    {
+        if (pipe is not System.IO.Pipes.PipeStream { SafePipeHandle: { IsInvalid: false, IsClosed: false } handle } || OperatingSystem.IsWindows())
+            return -1;
+        return Native.Ioctl((int)handle.DangerousGetHandle(), Native.FionRead, out var count) == 0 ? count : -1;
+    }
+
     private static class Native
     {
+        public const ulong FionRead = 0x541B;
+
         [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
         public static extern int Kill(int pid, int signal);
+
+        [DllImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+        public static extern int Ioctl(int fd, ulong request, out int count);
     }
 }
 
