@@ -504,6 +504,7 @@ public sealed class ExecutionWorker(
                 }
                 catch (Exception ex) when (ex is TimeoutException or OperationCanceledException && !stop.IsCancellationRequested)
                 {
+                    await inTime.CancelAsync(); // the wait may have timed out just before the renewal's own deadline
                     _ = renewal.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                     logger.LogWarning("Heartbeat of execution {Execution}: the database did not answer the renewal in time.", id);
                     continue; // the fence is checked at the top of the loop
