@@ -425,11 +425,11 @@ public sealed class ShellStepTests : ScratchFolder
                 alias ll='ls -l'
                 helper() { echo "helper from meddle"; }
                 trap 'echo "exit trap of meddle"' EXIT
-                echo "meddle ran as $0 in $(basename "$PWD")"
+                echo "meddle ran as $(basename "${0%.*}") in $(basename "$PWD")"
             - id: look
               action: shell
               run: |
-                echo "$0: [${LEAKED-}] [${PLAIN-}] [${ONLY_HERE-}] $(basename "$PWD") $(umask) $- $(shopt -p nullglob)"
+                echo "$(basename "${0%.*}"): [${LEAKED-}] [${PLAIN-}] [${ONLY_HERE-}] $(basename "$PWD") $(umask) $- $(shopt -p nullglob)"
                 type helper >/dev/null 2>&1 && echo "helper leaked" || echo "no helper"
                 env | grep -c '^__rbp' || true
             """);
@@ -438,7 +438,7 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal("meddle ran as rbp-meddle in elsewhere\nexit trap of meddle", log.Output("meddle"));
         var folder = Path.GetFileName(Folder);
         var look = log.Output("look").Split('\n');
-        Assert.Equal($"rbp-look: [] [] [] {folder} 0022 ehBc shopt -u nullglob", look[0]);
+        Assert.Equal($"rbp-look: [] [] [] {folder} 0022 ehB shopt -u nullglob", look[0]);
         Assert.Equal(["no helper", "0"], look[1..]);
     }
 
@@ -645,6 +645,32 @@ public sealed class ShellStepTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Failed, outcome.Status);
         Assert.Contains("`env` names UID, which bash sets itself", Assert.Single(log.All<StepFailed>()).Reason, StringComparison.Ordinal);
         Assert.False(File.Exists(marker));
+    }
+
+    [Fact]
+    public async Task TheScript_IsReadFromAPrivateFileOfItsOwn_NotTheCommandLine_AndTheFileGoesWithTheStep()
+    {
+        // Any user of the machine can read a process's command line; the step's script is in a file only the portal
+        // can read, gone when the step ends. A script far beyond the 128 KiB one argument may hold runs too.
+        var padding = string.Concat(Enumerable.Repeat("# " + new string('x', 100) + "\n", 1500)); // ~150 KiB of comments
+        var (outcome, log) = await RunAsync($$"""
+            - id: look
+              action: shell
+              run: |
+                {{padding.Replace("\n", "\n    ", StringComparison.Ordinal)}}echo "unique-script-text-7f3a"
+                tr '\0' ' ' < /proc/$$/cmdline > cmdline
+                echo "file=$0"
+                stat -c '%a' "$0"; stat -c '%a' "$(dirname "$0")"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var lines = log.Output("look", "stdout").Split('\n');
+        Assert.Equal("unique-script-text-7f3a", lines[0]);
+        Assert.DoesNotContain("unique-script-text", File.ReadAllText(Path.Combine(Folder, "cmdline")), StringComparison.Ordinal);
+        var file = lines[1]["file=".Length..];
+        Assert.StartsWith("rbp-look.", Path.GetFileName(file), StringComparison.Ordinal);
+        Assert.Equal(["600", "700"], lines[2..4]);
+        Assert.False(File.Exists(file), "the step's script outlived it");
     }
 
     [Fact]

@@ -47,6 +47,7 @@ public sealed class RunAsTests
                   if head -c 16 {{ database }} >/dev/null 2>&1; then echo "database: read"; else echo "database: refused"; fi
                   if ls "$(dirname {{ database }})" >/dev/null 2>&1; then echo "data folder: listed"; else echo "data folder: refused"; fi
                   touch made-here && echo "own folder: writable"
+                  if ls "$(dirname "$0")" >/dev/null 2>&1; then echo "other scripts: listed"; else echo "other scripts: refused"; fi
             """, Name);
 
         var id = await StartAsync(admin, Name, new { database = database.FilePath });
@@ -61,7 +62,8 @@ public sealed class RunAsTests
             "bootstrap: unseen",
             "database: refused",
             "data folder: refused",
-            "own folder: writable"), output);
+            "own folder: writable",
+            "other scripts: refused"), output);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(database.FilePath));
     }
 

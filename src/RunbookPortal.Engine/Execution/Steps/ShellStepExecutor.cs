@@ -36,8 +36,8 @@ public sealed record ShellOptions
 
 /// <summary>
 /// Runs a <c>shell</c> step the way CI runners run theirs: a fresh <c>bash --noprofile --norc -e -o pipefail</c> per
-/// step, in a new session and process group, its script passed as the <c>-c</c> argument (never a value: see below),
-/// stdin closed, a clean environment, as <see cref="ShellOptions.RunAs"/> when set.
+/// step, in a new session and process group, its script read from a private file of its own (it holds no value: see
+/// below), stdin closed, a clean environment, as <see cref="ShellOptions.RunAs"/> when set.
 /// <list type="bullet">
 /// <item>Templates in <c>run</c> are never pasted into the script: each parameter is the environment variable
 /// <c>RBP_PARAM_&lt;NAME&gt;</c>, each earlier output <c>RBP_STEP_&lt;ID&gt;_&lt;NAME&gt;</c> (upper case, '-' as '_'),
@@ -109,8 +109,6 @@ public sealed class ShellStepExecutor : IStepExecutor
                 environment[name] = value;
             if (script.Contains('\0', StringComparison.Ordinal))
                 throw new StepTemplateException("the command contains a NUL character, which a shell script cannot hold");
-            if (System.Text.Encoding.UTF8.GetByteCount(script) > MaxArgumentBytes)
-                throw new StepTemplateException("the command is longer than 128 KiB, the most one command can hold; put a long script in a file the step runs");
         }
         catch (StepTemplateException ex)
         {
@@ -119,6 +117,19 @@ public sealed class ShellStepExecutor : IStepExecutor
         if (!Directory.Exists(workingDirectory))
             return new StepResult(false, "", Error: $"the working directory {workingDirectory} does not exist");
 
+        string scriptFile;
+        try
+        {
+            scriptFile = WriteScript(context.Step.Id, script);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return new StepResult(false, "", Error: $"the step's script could not be written: {ex.Message}");
+        }
+
+        // bash names its script in its messages ("<file>: line 3: …"): the step's log names the step instead.
+        var scriptName = "rbp-" + context.Step.Id;
+        var fileNamed = scriptFile + ": ";
         var captured = new CappedLines(context.MaxOutputBytes);
         var read = shell.Stream;
         StepProcess.Outcome outcome;
@@ -126,13 +137,15 @@ public sealed class ShellStepExecutor : IStepExecutor
         {
             outcome = await StepProcess.RunAsync(
                 _options.Shell,
-                ["--noprofile", "--norc", "-e", "-o", "pipefail", "-c", script, "rbp-" + context.Step.Id],
+                ["--noprofile", "--norc", "-e", "-o", "pipefail", scriptFile],
                 workingDirectory,
                 environment,
                 _runAs,
                 _options.KillGrace,
                 (stream, line) =>
                 {
+                    if (stream == "stderr" && line.StartsWith(fileNamed, StringComparison.Ordinal))
+                        line = string.Concat(scriptName, ": ", line.AsSpan(fileNamed.Length));
                     if (read == ShellStream.Both || (read == ShellStream.Stderr) == (stream == "stderr"))
                         captured.Add(line);
                     return context.WriteOutputAsync(stream, line);
@@ -142,6 +155,10 @@ public sealed class ShellStepExecutor : IStepExecutor
         catch (System.ComponentModel.Win32Exception ex)
         {
             return new StepResult(false, "", Error: $"could not start {_options.Shell}: {ex.Message}");
+        }
+        finally
+        {
+            File.Delete(scriptFile);
         }
 
         var output = captured.ToString();
@@ -174,27 +191,78 @@ public sealed class ShellStepExecutor : IStepExecutor
     /// <summary>The private folder of an execution when no working directory is configured.</summary>
     private string ExecutionFolder(Guid executionId) => Path.Combine(_options.RunsFolder!, executionId.ToString("N"));
 
-    /// <summary>Makes the runs folder (private) and the execution's folder in it (private, the RunAs user's).</summary>
-    private string MakeExecutionFolder(Guid executionId)
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>With RunAs the step's user must pass through a folder to its own things in it (0711: it cannot list the others).</summary>
+    private UnixFileMode Passable => _runAs is null ? Private : Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+
+    /// <summary>Makes <paramref name="folder"/> in the runs folder (both private: see <see cref="Passable"/>).</summary>
+    private void MakeInRunsFolder(string folder, UnixFileMode mode)
     {
-        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
-        // With RunAs the step's user must pass through the runs folder to its own (0711: it cannot list the others).
-        const UnixFileMode Passable = Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-        var runs = _options.RunsFolder!;
-        var folder = ExecutionFolder(executionId);
-        if (Directory.Exists(folder))
-            return folder;
         if (OperatingSystem.IsWindows())
         {
             Directory.CreateDirectory(folder);
-            return folder;
+            return;
         }
-        Directory.CreateDirectory(runs, Private);
-        File.SetUnixFileMode(runs, _runAs is null ? Private : Passable);
+        Directory.CreateDirectory(_options.RunsFolder!, Private);
+        File.SetUnixFileMode(_options.RunsFolder!, Passable);
         Directory.CreateDirectory(folder, Private);
-        _runAs?.Own(folder);
+        File.SetUnixFileMode(folder, mode);
+    }
+
+    /// <summary>Makes the execution's folder in the runs folder (private, the RunAs user's).</summary>
+    private string MakeExecutionFolder(Guid executionId)
+    {
+        var folder = ExecutionFolder(executionId);
+        if (Directory.Exists(folder))
+            return folder;
+        MakeInRunsFolder(folder, Private);
+        if (!OperatingSystem.IsWindows())
+            _runAs?.Own(folder);
         return folder;
     }
+    /// <summary>
+    /// Writes a step's script to a file of its own that only the portal (and the RunAs user) can read, named after the
+    /// step and a random part, in <c>.scripts</c> of the runs folder (or a private temporary folder of this node).
+    /// The script holds no values (templates are references to variables), but it is kept out of every process's
+    /// command line, which any user of the machine can read, and has no length limit.
+    /// </summary>
+    private string WriteScript(string stepId, string script)
+    {
+        var folder = ScriptsFolder();
+        var file = Path.Combine(folder, $"rbp-{stepId}.{Guid.NewGuid():N}");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var stream = new FileStream(file, options))
+        using (var writer = new StreamWriter(stream, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false)))
+            writer.Write(script);
+        _runAs?.Own(file);
+        return file;
+    }
+
+    private string? _scriptsFolder;
+
+    /// <summary>The private folder of step scripts (0700, or 0711 with RunAs: the step's user reaches its own script by name only).</summary>
+    private string ScriptsFolder()
+    {
+        if (_scriptsFolder is { } made && Directory.Exists(made))
+            return made;
+        string folder;
+        if (string.IsNullOrEmpty(_options.RunsFolder))
+        {
+            folder = Directory.CreateTempSubdirectory("rbp-scripts-").FullName; // 0700
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(folder, Passable);
+        }
+        else
+        {
+            folder = Path.Combine(_options.RunsFolder, ".scripts");
+            MakeInRunsFolder(folder, Passable);
+        }
+        return _scriptsFolder = folder;
+    }
+
     /// <summary>Names bash can export, and values an environment can hold.</summary>
     private static void CheckVariables(Dictionary<string, string> variables)
     {
