@@ -55,7 +55,8 @@ public abstract class PortalBunitContext : BunitContext, IAsyncLifetime
         Services.AddDbContext<PortalDbContext, SqlitePortalDbContext>(o => o.UseSqlite(connection));
         using (var db = new SqlitePortalDbContext(new DbContextOptionsBuilder<SqlitePortalDbContext>().UseSqlite(connection).Options))
             db.Database.Migrate();
-        var notifier = new ExecutionNotifier();
+        // Made now (the test publishes through it before the provider is built); its feed reads the store through the provider later.
+        var notifier = new ExecutionNotifier(new ExecutionFeed(new LaterScopes(Services), Microsoft.Extensions.Logging.Abstractions.NullLogger<ExecutionFeed>.Instance));
         Services.AddSingleton(notifier);
         Services.AddSingleton(TimeProvider.System);
         Services.AddLogging();
@@ -63,6 +64,12 @@ public abstract class PortalBunitContext : BunitContext, IAsyncLifetime
         Services.AddSingleton(new ExecutionRunner([], TimeProvider.System, new ExecutionOptions()));
         Services.AddScoped<ApprovalService>();
         return notifier;
+    }
+
+    /// <summary>Scopes of the test's provider, once it is built.</summary>
+    private sealed class LaterScopes(IServiceProvider services) : IServiceScopeFactory
+    {
+        public IServiceScope CreateScope() => services.GetRequiredService<IServiceScopeFactory>().CreateScope();
     }
 
     /// <summary>Runs <paramref name="work"/> on the test's database.</summary>

@@ -58,9 +58,24 @@ public sealed class PortalFactory(
         return base.CreateHost(builder);
     }
 
+    /// <summary>Where the portal listens when it runs on Kestrel (real sockets, for WebSockets); null: the in-memory test server.</summary>
+    public Uri? Address { get; private set; }
+
+    /// <summary>Runs the portal on Kestrel on a free port of 127.0.0.1, before anything else uses it.</summary>
+    public Uri StartOnKestrel()
+    {
+        var port = PortalNodeProcess.FreePort();
+        UseKestrel(o => o.Listen(System.Net.IPAddress.Loopback, port));
+        StartServer();
+        return Address = new Uri($"http://127.0.0.1:{port}");
+    }
+
     public HttpClient CreateClient(string? token, bool followRedirects = false)
     {
-        var client = CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = followRedirects });
+        var options = new WebApplicationFactoryClientOptions { AllowAutoRedirect = followRedirects };
+        if (Address is not null)
+            options.BaseAddress = Address;
+        var client = CreateClient(options);
         if (token is not null)
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return client;

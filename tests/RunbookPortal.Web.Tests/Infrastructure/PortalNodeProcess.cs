@@ -115,7 +115,7 @@ public sealed class PortalNodeProcess : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -35,6 +35,8 @@ public static class ExecutionEndpoints
                          + "answers 200 { id, status } of the execution it started (header Idempotent-Replayed: true) and starts nothing; the key reused for another "
                          + "runbook, version, dry-run flag or parameter values answers 422. After 24 h the key starts a new execution.");
 
+        app.MapHub<ExecutionHub>(ExecutionHub.Path);
+
         var executions = app.MapGroup("/api/executions").RequireAuthorization().WithTags("Executions");
 
         executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, long? page, long? pageSize, CancellationToken ct) =>

@@ -32,13 +32,31 @@ public static class ExecutionExtensions
         var shutdown = configured.ShutdownGrace + configured.KillGrace + TimeSpan.FromSeconds(10);
         services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
 
+        services.AddSingleton<ExecutionFeed>();
         services.AddSingleton<ExecutionNotifier>();
+        services.AddSignalR();
+        services.AddSingleton<ExecutionHubWatchers>();
+        AddEventBridge(builder);
         services.AddSingleton<RunningExecutions>();
         services.AddScoped<ExecutionService>();
         services.AddSingleton<ExecutionWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<ExecutionWorker>());
         AddRunner(services);
         return builder;
+    }
+
+    /// <summary>
+    /// With PostgreSQL, events reach the watchers of every node (<see cref="PostgresEventBridge"/>), over a data source
+    /// of its own whose connections send keepalives, so a listening connection cut off silently is noticed.
+    /// </summary>
+    private static void AddEventBridge(IHostApplicationBuilder builder)
+    {
+        var database = builder.Configuration.GetSection(DatabaseOptions.Section).Get<DatabaseOptions>() ?? new DatabaseOptions();
+        if (database.Provider != DatabaseProvider.Postgres || builder.Configuration.GetConnectionString("Postgres") is not { Length: > 0 } connectionString)
+            return;
+        var bridge = new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { KeepAlive = 10, MaxPoolSize = 4, ApplicationName = "RunbookPortal events" };
+        builder.Services.AddSingleton(new BridgeDataSource(Npgsql.NpgsqlDataSource.Create(bridge.ConnectionString)));
+        builder.Services.AddHostedService<PostgresEventBridge>();
     }
 
     /// <summary>

@@ -4,11 +4,12 @@ using RunbookPortal.Web.Data;
 namespace RunbookPortal.Web.Features.Executions;
 
 /// <summary>
-/// In-process fan-out of committed execution events to live pages (and a wake-up for the worker when work is
-/// queued). The database stays the source of truth: a subscriber that missed something reads events after its
-/// last seq.
+/// Fan-out of committed execution events to this node's live pages and hub clients (and a wake-up for the worker when
+/// work is queued). Events committed on this node are <see cref="Publish">published</see>; with PostgreSQL the
+/// <see cref="PostgresEventBridge"/> passes them to the other nodes, and <see cref="Deliver">delivers</see> theirs
+/// here. The database stays the source of truth: <see cref="ExecutionFeed"/> reads whatever a watcher missed.
 /// </summary>
-public sealed class ExecutionNotifier
+public sealed class ExecutionNotifier(ExecutionFeed feed)
 {
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>>> _byExecution = new();
     private readonly ConcurrentDictionary<Guid, Func<ExecutionEventRecord, Task>> _anyChange = new();
@@ -40,8 +41,20 @@ public sealed class ExecutionNotifier
         return new Unsubscriber(() => _anyChange.TryRemove(key, out _));
     }
 
+    /// <summary>An event this node committed: delivered here, and passed to the other nodes.</summary>
     public void Publish(ExecutionEventRecord record)
     {
+        Deliver(record);
+        Committed?.Invoke(record);
+    }
+
+    /// <summary>Raised for each event this node committed (not for those of other nodes).</summary>
+    internal event Action<ExecutionEventRecord>? Committed;
+
+    /// <summary>A committed event, of this node or another, to this node's watchers.</summary>
+    internal void Deliver(ExecutionEventRecord record)
+    {
+        feed.Offer(record);
         if (_byExecution.TryGetValue(record.ExecutionId, out var handlers))
         {
             foreach (var handler in handlers.Values)

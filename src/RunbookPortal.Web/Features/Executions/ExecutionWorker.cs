@@ -34,6 +34,13 @@ public sealed class EngineOptions
     [Range(typeof(TimeSpan), "00:00:00.050", "00:05:00")]
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// With PostgreSQL, how often each execution watched on this node reads what a lost notification from another node
+    /// may have hidden (the notifications themselves arrive at once).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan EventSweepInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>On shutdown, how long running steps may go on before they are stopped (and the run is Interrupted).</summary>
     [Range(typeof(TimeSpan), "00:00:00", "01:00:00")]
     public TimeSpan ShutdownGrace { get; set; } = TimeSpan.FromSeconds(20);

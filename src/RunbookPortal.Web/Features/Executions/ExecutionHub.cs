@@ -1,0 +1,180 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Web.Data;
+using RunbookPortal.Web.Features.Account;
+
+namespace RunbookPortal.Web.Features.Executions;
+
+/// <summary>
+/// <c>/hubs/executions</c>: executions live, for pipelines, terminals and dashboards (cookie or API token; the token
+/// may come as <c>access_token</c> in the query, as browsers' WebSockets cannot send headers). Every join checks the
+/// caller's roles in the store: a signed-in user without a role is refused.
+/// <list type="bullet">
+/// <item><c>Subscribe(executionId, afterSeq)</c>: every event after <c>afterSeq</c>, then every new one, in order,
+/// exactly once, as <c>ExecutionEvent</c> with the shape of the events route. After a reconnect, subscribe again
+/// after the last seq received.</item>
+/// <item><c>Unsubscribe(executionId)</c>.</item>
+/// <item><c>SubscribeAll()</c>: every execution's state changes (not its output) as <c>ExecutionChanged</c>.</item>
+/// </list>
+/// A client that falls too far behind gets <c>CatchUp { executionId, afterSeq, reason }</c> and is disconnected:
+/// it reads the rest from the events route (or subscribes again after <c>afterSeq</c>). Nothing is skipped silently.
+/// </summary>
+[Authorize]
+public sealed class ExecutionHub(ExecutionHubWatchers watchers, PortalDbContext db) : Hub
+{
+    public const string Path = "/hubs/executions";
+
+    public async Task Subscribe(Guid executionId, long afterSeq)
+    {
+        await RequireRoleAsync();
+        if (afterSeq < 0)
+            throw new HubException("afterSeq must be 0 (from the start) or the last seq received.");
+        if (!await db.Executions.AnyAsync(e => e.Id == executionId, Context.ConnectionAborted))
+            throw new HubException("There is no such execution.");
+        await watchers.WatchAsync(Context, executionId, afterSeq);
+    }
+
+    public Task Unsubscribe(Guid executionId) => watchers.UnwatchAsync(Context.ConnectionId, executionId);
+
+    public async Task SubscribeAll()
+    {
+        await RequireRoleAsync();
+        watchers.WatchAll(Context);
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception) => watchers.DropAsync(Context.ConnectionId);
+
+    private async Task RequireRoleAsync()
+    {
+        var roles = await db.RolesOfAsync(Context.User?.ActorName() ?? "", Context.ConnectionAborted);
+        if (roles.Count == 0)
+            throw new HubException("You have no role in the portal, so you cannot watch executions: ask an administrator for one.");
+    }
+}
+
+/// <summary>What each hub connection watches, and the sending to it: one pump per subscription, at the client's pace.</summary>
+public sealed class ExecutionHubWatchers(ExecutionFeed feed, ExecutionNotifier notifier, IHubContext<ExecutionHub> hub, ILogger<ExecutionHubWatchers> log)
+{
+    /// <summary>State changes of every execution waiting for one <c>SubscribeAll</c> client beyond which it is dropped.</summary>
+    public const int MaxQueuedChanges = 1000;
+
+    private readonly ConcurrentDictionary<string, Connection> _connections = new();
+
+    /// <summary>An event's view, made once however many clients it is sent to (the feed shares its records).</summary>
+    private readonly ConditionalWeakTable<ExecutionEventRecord, EventView> _views = new();
+
+    public async Task WatchAsync(HubCallerContext context, Guid executionId, long afterSeq)
+    {
+        var connection = _connections.GetOrAdd(context.ConnectionId, _ => new Connection(context));
+        var client = hub.Clients.Client(context.ConnectionId);
+        var watch = feed.Watch(executionId, afterSeq,
+            async (batch, ct) =>
+            {
+                foreach (var record in batch)
+                    await client.SendAsync("ExecutionEvent", View(record), ct).ConfigureAwait(false);
+            },
+            async last =>
+            {
+                log.LogInformation("Hub connection {Connection} fell behind on execution {ExecutionId} at seq {Seq} and is dropped", context.ConnectionId, executionId, last);
+                await client.SendAsync("CatchUp", new CatchUp(executionId, last, "This client fell behind the execution's events: read the rest from the events route, then subscribe again after the last seq.")).ConfigureAwait(false);
+                context.Abort();
+            });
+        IAsyncDisposable? replaced;
+        lock (connection)
+        {
+            connection.Watches.TryGetValue(executionId, out replaced);
+            connection.Watches[executionId] = watch;
+        }
+        if (replaced is not null)
+            await replaced.DisposeAsync().ConfigureAwait(false);
+        if (!_connections.ContainsKey(context.ConnectionId))
+            await DropAsync(connection).ConfigureAwait(false); // it disconnected meanwhile
+    }
+
+    public async Task UnwatchAsync(string connectionId, Guid executionId)
+    {
+        if (!_connections.TryGetValue(connectionId, out var connection))
+            return;
+        IAsyncDisposable? watch;
+        lock (connection)
+        {
+            if (!connection.Watches.Remove(executionId, out watch))
+                return;
+        }
+        await watch.DisposeAsync().ConfigureAwait(false);
+    }
+
+    public void WatchAll(HubCallerContext context)
+    {
+        var connection = _connections.GetOrAdd(context.ConnectionId, _ => new Connection(context));
+        lock (connection)
+        {
+            if (connection.All is not null)
+                return;
+            var queue = Channel.CreateBounded<EventView>(new BoundedChannelOptions(MaxQueuedChanges) { SingleReader = true });
+            connection.All = notifier.SubscribeAll(record =>
+            {
+                if (record.Kind != EventKinds.StepOutput && !queue.Writer.TryWrite(View(record)))
+                    queue.Writer.TryComplete(new ChannelClosedException("behind"));
+                return Task.CompletedTask;
+            });
+            connection.AllPump = PumpChangesAsync(context, queue.Reader, connection.Stopped.Token);
+        }
+    }
+
+    private async Task PumpChangesAsync(HubCallerContext context, ChannelReader<EventView> changes, CancellationToken ct)
+    {
+        var client = hub.Clients.Client(context.ConnectionId);
+        try
+        {
+            await foreach (var change in changes.ReadAllAsync(ct).ConfigureAwait(false))
+                await client.SendAsync("ExecutionChanged", change, ct).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            await client.SendAsync("CatchUp", new CatchUp(null, null, "This client fell behind the executions' state changes: list the executions again, then subscribe again."), CancellationToken.None).ConfigureAwait(false);
+            context.Abort();
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    public Task DropAsync(string connectionId) =>
+        _connections.TryRemove(connectionId, out var connection) ? DropAsync(connection) : Task.CompletedTask;
+
+    private static async Task DropAsync(Connection connection)
+    {
+        List<IAsyncDisposable> watches;
+        lock (connection)
+        {
+            watches = [.. connection.Watches.Values];
+            connection.Watches.Clear();
+            connection.All?.Dispose();
+            connection.All = null;
+        }
+        await connection.Stopped.CancelAsync().ConfigureAwait(false);
+        foreach (var watch in watches)
+            await watch.DisposeAsync().ConfigureAwait(false);
+        await connection.AllPump.ConfigureAwait(false);
+    }
+
+    private EventView View(ExecutionEventRecord record) => _views.GetValue(record, ExecutionService.ToView);
+
+    /// <summary>Told to a client that fell behind, before it is disconnected.</summary>
+    public sealed record CatchUp(Guid? ExecutionId, long? AfterSeq, string Reason);
+
+    private sealed class Connection(HubCallerContext context)
+    {
+        public HubCallerContext Context { get; } = context;
+        public Dictionary<Guid, IAsyncDisposable> Watches { get; } = [];
+        public IDisposable? All { get; set; }
+        public Task AllPump { get; set; } = Task.CompletedTask;
+        public CancellationTokenSource Stopped { get; } = new();
+    }
+}

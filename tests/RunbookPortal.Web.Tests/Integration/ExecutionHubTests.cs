@@ -1,0 +1,222 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using RunbookPortal.Engine.Execution;
+using RunbookPortal.Web.Features.Executions;
+using RunbookPortal.Web.Tests.Infrastructure;
+
+namespace RunbookPortal.Web.Tests.Integration;
+
+/// <summary>An event as the hub sends it (the shape of the events route).</summary>
+public sealed record HubEvent(Guid ExecutionId, long Seq, DateTime At, string Kind, string? StepId, JsonElement Data);
+
+/// <summary>A client of /hubs/executions over real WebSockets, as a pipeline or a terminal would use it.</summary>
+public static class HubClient
+{
+    public static HubConnection Connect(Uri portal, string? token) =>
+        new HubConnectionBuilder()
+            .WithUrl(new Uri(portal, ExecutionHub.Path), o =>
+            {
+                o.Transports = HttpTransportType.WebSockets;
+                o.SkipNegotiation = true;
+                if (token is not null)
+                    o.AccessTokenProvider = () => Task.FromResult<string?>(token);
+            })
+            .Build();
+}
+
+/// <summary>The executions hub on one node, on SQLite: every event exactly once across reconnects; who may join.</summary>
+public sealed class ExecutionHubTests : IAsyncLifetime
+{
+    private PortalFactory _portal = null!;
+    private Uri _address = null!;
+
+    public async Task InitializeAsync()
+    {
+        _portal = new PortalFactory(TestDatabase.Sqlite(), EngineSettings.Fast);
+        _address = _portal.StartOnKestrel();
+        await Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await _portal.DisposeAsync();
+
+    private HttpClient Api(string token) => _portal.CreateClient(token);
+
+    [Fact]
+    public async Task ClientsThatReconnectManyTimesDuringAChattyRun_GetEveryEventExactlyOnce_InOrder()
+    {
+        var name = $"hub-{Guid.NewGuid():N}"[..24];
+        var admin = Api(_portal.AdminToken);
+        await ExecutionApiTests.PublishAsync(_portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Chatty
+            type: maintenance
+            steps:
+              - id: chatty
+                action: shell
+                run: for i in $(seq 1 3000); do echo "line $i"; if [ $((i % 150)) -eq 0 ]; then sleep 0.05; fi; done
+              - id: errors
+                action: shell
+                run: for i in $(seq 1 500); do echo "warning $i" >&2; done
+              - id: last
+                action: shell
+                run: echo done
+            """, name);
+        var (viewer, _, viewerToken) = await _portal.CreateUserAsync("viewer", "Auditor");
+
+        var id = await ExecutionApiTests.StartAsync(admin, name, new { });
+        // Three clients, each dropping its connection after every 250 events it receives and coming back after the last seq.
+        var followers = Enumerable.Range(0, 3).Select(_ => FollowWithReconnectsAsync(id, viewerToken, every: 250)).ToList();
+        var received = await Task.WhenAll(followers);
+
+        var events = await AllEventsAsync(viewer, id);
+        Assert.Equal(EventKinds.ExecutionFinished, events[^1].GetProperty("kind").GetString());
+        Assert.True(events.Count > 3500, $"only {events.Count} events");
+        foreach (var (seen, reconnects) in received)
+        {
+            Assert.True(reconnects >= 10, $"only {reconnects} reconnects");
+            Assert.Equal(events.Select(e => e.GetProperty("seq").GetInt64()), seen.Select(e => e.Seq)); // every one, once, in order
+            Assert.Equal(events.Select(e => e.GetProperty("kind").GetString()), seen.Select(e => e.Kind));
+            Assert.Equal(events.Select(e => e.GetProperty("data").GetRawText()), seen.Select(e => e.Data.GetRawText()));
+        }
+    }
+
+    /// <summary>Follows a run to its end, reconnecting after every <paramref name="every"/> events.</summary>
+    private async Task<(List<HubEvent> Seen, int Reconnects)> FollowWithReconnectsAsync(Guid id, string token, int every)
+    {
+        var seen = new List<HubEvent>();
+        var reconnects = 0;
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        while (true)
+        {
+            var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var enough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var batch = new ConcurrentQueue<HubEvent>();
+            await using var hub = HubClient.Connect(_address, token);
+            hub.On<HubEvent>("ExecutionEvent", e =>
+            {
+                batch.Enqueue(e);
+                if (e.Kind == EventKinds.ExecutionFinished)
+                    finished.TrySetResult();
+                if (batch.Count >= every)
+                    enough.TrySetResult();
+            });
+            await hub.StartAsync(patience.Token);
+            await hub.InvokeAsync("Subscribe", id, seen.Count == 0 ? 0L : seen[^1].Seq, patience.Token);
+            await Task.WhenAny(finished.Task, enough.Task).WaitAsync(patience.Token);
+            await hub.StopAsync(patience.Token); // what arrived before the stop counts; the next connection starts after it
+            seen.AddRange(batch);
+            if (finished.Task.IsCompleted)
+                return (seen, reconnects);
+            reconnects++;
+        }
+    }
+
+    private static async Task<List<JsonElement>> AllEventsAsync(HttpClient client, Guid id)
+    {
+        var all = new List<JsonElement>();
+        while (true)
+        {
+            var page = await ExecutionApiTests.EventsAsync(client, id, all.Count == 0 ? 0 : all[^1].GetProperty("seq").GetInt64());
+            if (page.Count == 0)
+                return all;
+            all.AddRange(page);
+        }
+    }
+
+    [Fact]
+    public async Task AUserWithoutARole_IsRefusedOnJoin_AndAnAnonymousClientCannotConnect()
+    {
+        var name = $"hub-roles-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(_portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Roles
+            type: maintenance
+            steps:
+              - id: one
+                action: shell
+                run: echo secret-looking output
+            """, name);
+        var id = await ExecutionApiTests.StartAsync(Api(_portal.AdminToken), name, new { });
+        var (_, _, nobodyToken) = await _portal.CreateUserAsync("nobody");
+
+        await using (var nobody = HubClient.Connect(_address, nobodyToken))
+        {
+            var sent = 0;
+            nobody.On<HubEvent>("ExecutionEvent", _ => Interlocked.Increment(ref sent));
+            nobody.On<HubEvent>("ExecutionChanged", _ => Interlocked.Increment(ref sent));
+            await nobody.StartAsync();
+            var refused = await Assert.ThrowsAsync<HubException>(() => nobody.InvokeAsync("Subscribe", id, 0L));
+            Assert.Contains("no role", refused.Message, StringComparison.Ordinal);
+            refused = await Assert.ThrowsAsync<HubException>(() => nobody.InvokeAsync("SubscribeAll"));
+            Assert.Contains("no role", refused.Message, StringComparison.Ordinal);
+            await ExecutionApiTests.WaitForEndAsync(Api(_portal.AdminToken), id);
+            await nobody.InvokeAsync("Unsubscribe", id); // a round trip after the run ended: anything sent would have arrived before it
+            Assert.Equal(0, sent);
+        }
+
+        await using var anonymous = HubClient.Connect(_address, token: null);
+        await Assert.ThrowsAnyAsync<Exception>(() => anonymous.StartAsync());
+        Assert.Equal(HubConnectionState.Disconnected, anonymous.State);
+
+        await using var badToken = HubClient.Connect(_address, "rbp_not-a-real-token");
+        await Assert.ThrowsAnyAsync<Exception>(() => badToken.StartAsync());
+    }
+
+    [Fact]
+    public async Task AnUnknownExecutionOrANegativeSeq_IsRefusedWithAClearMessage()
+    {
+        await using var hub = HubClient.Connect(_address, _portal.AdminToken);
+        await hub.StartAsync();
+        var unknown = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("Subscribe", Guid.NewGuid(), 0L));
+        Assert.Contains("no such execution", unknown.Message, StringComparison.Ordinal);
+        var negative = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync("Subscribe", Guid.NewGuid(), -1L));
+        Assert.Contains("afterSeq", negative.Message, StringComparison.Ordinal);
+        Assert.Equal(HubConnectionState.Connected, hub.State); // a refused join leaves the connection usable
+    }
+
+    [Fact]
+    public async Task SubscribeAll_GetsEveryStateChange_ButNoOutput()
+    {
+        var name = $"hub-all-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(_portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Dashboard
+            type: maintenance
+            steps:
+              - id: one
+                action: shell
+                run: echo a; echo b
+              - id: two
+                action: shell
+                run: echo c
+            """, name);
+        await using var hub = HubClient.Connect(_address, _portal.AdminToken);
+        var changes = new ConcurrentQueue<HubEvent>();
+        var finished = new ConcurrentDictionary<Guid, TaskCompletionSource>();
+        TaskCompletionSource Finished(Guid id) => finished.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        hub.On<HubEvent>("ExecutionChanged", e =>
+        {
+            changes.Enqueue(e);
+            if (e.Kind == EventKinds.ExecutionFinished)
+                Finished(e.ExecutionId).TrySetResult();
+        });
+        await hub.StartAsync();
+        await hub.InvokeAsync("SubscribeAll");
+
+        var admin = Api(_portal.AdminToken);
+        var watched = await ExecutionApiTests.StartAsync(admin, name, new { });
+        await Finished(watched).Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var mine = changes.Where(e => e.ExecutionId == watched).ToList();
+        var expected = (await AllEventsAsync(admin, watched)).Where(e => e.GetProperty("kind").GetString() != EventKinds.StepOutput).ToList();
+        Assert.Equal(expected.Select(e => e.GetProperty("seq").GetInt64()), mine.Select(e => e.Seq));
+        Assert.DoesNotContain(mine, e => e.Kind == EventKinds.StepOutput);
+        Assert.Contains(mine, e => e.Kind == EventKinds.StepSucceeded && e.StepId == "two");
+    }
+}
