@@ -220,3 +220,89 @@ public sealed class ExecutionHubTests : IAsyncLifetime
         Assert.Contains(mine, e => e.Kind == EventKinds.StepSucceeded && e.StepId == "two");
     }
 }
+
+/// <summary>Two portal nodes on one PostgreSQL: a watcher on one node sees every event of a run executing on the other, live.</summary>
+public sealed class CrossNodeEventTests
+{
+    [Fact]
+    public async Task AHubClientOnNodeB_SeesEveryEventOfARunExecutingOnNodeA_AsItHappens()
+    {
+        var database = (PostgresTestDatabase)await TestDatabase.PostgresAsync();
+        await using var dropAtTheEnd = database;
+        await using var nodeA = new PortalFactory(TestDatabase.Shared(database), new Dictionary<string, string?>(EngineSettings.Fast) { ["Engine:NodeId"] = "node-a" });
+        var admin = nodeA.AdminClient();
+        var name = $"nodes-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(nodeA, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Watched from another node
+            type: maintenance
+            parameters:
+              gate: { type: string, required: true }
+            steps:
+              - id: before
+                action: shell
+                run: echo before
+              - id: gate
+                action: shell
+                run: |
+                  while [ -f "$RBP_PARAM_GATE" ]; do sleep 0.05; done
+                  for i in $(seq 1 500); do echo "after $i"; done
+              - id: last
+                action: shell
+                run: echo last
+            """, name);
+        var gate = Path.Combine(Path.GetTempPath(), $"rbp-gate-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(gate, "");
+        try
+        {
+            var id = await ExecutionApiTests.StartAsync(admin, name, new { gate });
+            await ExecutionApiTests.WaitForAsync(admin, id, e => e.GetProperty("currentStepId").GetString() == "gate");
+
+            // Node B runs nothing of it, and reads nothing on a timer (a sweep once a day): only node A's notifications can tell it.
+            await using var nodeB = await PortalNodeProcess.StartAsync(new Dictionary<string, string>
+            {
+                ["Database:Provider"] = "Postgres",
+                ["ConnectionStrings:Postgres"] = database.ConnectionString,
+                ["Bootstrap:AdminEmail"] = "",
+                ["Bootstrap:AdminPassword"] = "",
+                ["Bootstrap:ApiToken"] = "",
+                ["Engine:NodeId"] = "node-b",
+                ["Engine:EventSweepInterval"] = "1.00:00:00",
+            });
+            var events = new ConcurrentQueue<HubEvent>();
+            var changes = new ConcurrentQueue<HubEvent>();
+            var arrived = new SemaphoreSlim(0);
+            await using var hub = HubClient.Connect(nodeB.BaseAddress, nodeA.AdminToken);
+            hub.On<HubEvent>("ExecutionEvent", e => { events.Enqueue(e); arrived.Release(); });
+            hub.On<HubEvent>("ExecutionChanged", e => { if (e.ExecutionId == id) changes.Enqueue(e); arrived.Release(); });
+            await hub.StartAsync();
+            await hub.InvokeAsync("SubscribeAll");
+            await hub.InvokeAsync("Subscribe", id, 0L);
+            async Task UntilAsync(Func<bool> condition)
+            {
+                using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                while (!condition())
+                    await arrived.WaitAsync(patience.Token);
+            }
+            await UntilAsync(() => events.Any(e => e.Kind == EventKinds.StepStarted && e.StepId == "gate")); // what was written before B came
+
+            File.Delete(gate); // node A goes on: its next events reach B only as they happen
+            await UntilAsync(() => events.Any(e => e.Kind == EventKinds.ExecutionFinished));
+            await UntilAsync(() => changes.Any(e => e.Kind == EventKinds.ExecutionFinished));
+
+            var all = await ExecutionApiTests.EventsAsync(admin, id);
+            Assert.Equal(all.Select(e => e.GetProperty("seq").GetInt64()), events.Select(e => e.Seq));
+            Assert.Equal(all.Select(e => e.GetProperty("data").GetRawText()), events.Select(e => e.Data.GetRawText()));
+            Assert.Equal(500, events.Count(e => e.Kind == EventKinds.StepOutput && e.StepId == "gate"));
+            // B's dashboard feed got A's state changes after B joined, and no output.
+            Assert.Contains(changes, e => e.Kind == EventKinds.StepSucceeded && e.StepId == "last");
+            Assert.DoesNotContain(changes, e => e.Kind == EventKinds.StepOutput);
+            Assert.DoesNotContain("node-b", string.Concat(all.Where(e => e.GetProperty("kind").GetString() == EventKinds.ExecutionClaimed).Select(e => e.GetProperty("data").GetRawText())));
+        }
+        finally
+        {
+            File.Delete(gate);
+        }
+    }
+}
