@@ -39,16 +39,16 @@ public static class EnginePathBenchmark
         var onlySqlite = args.Contains("sqlite");
         await using var sqlite = await BenchStore.CreateAsync(postgres: false);
         await using var postgresStore = onlySqlite ? null : await BenchStore.CreateAsync(postgres: true);
-        var portals = new List<(string Store, Node Node)>();
+        var portals = new List<(string Store, BenchPortal Node)>();
         try
         {
-            portals.Add(("SQLite", await Node.StartAsync(sqlite)));
+            portals.Add(("SQLite", await BenchPortal.StartAsync(sqlite)));
             if (postgresStore is not null)
-                portals.Add(("PostgreSQL", await Node.StartAsync(postgresStore)));
+                portals.Add(("PostgreSQL", await BenchPortal.StartAsync(postgresStore)));
             foreach (var (_, node) in portals)
             {
                 for (var k = 0; k < Kinds.Length; k++)
-                    await node.PublishAsync($"bench-path-{k}", Kinds[k].Run);
+                    await node.PublishAsync($"bench-path-{k}", StepsYaml($"bench-path-{k}", Kinds[k].Run));
             }
 
             Console.WriteLine($"A {Steps}-step runbook through the API of a real portal process (request → Succeeded), median of {rounds} rounds after {WarmUp} warm-up rounds,");
@@ -64,7 +64,7 @@ public static class EnginePathBenchmark
                     var f = await FloorAsync(run);
                     var times = new Dictionary<string, TimeSpan>();
                     foreach (var (store, node) in portals)
-                        times[store] = await node.RunAsync($"bench-path-{k}");
+                        times[store] = await RunAsync(node, $"bench-path-{k}");
                     if (round < 0)
                         continue; // warm-up
                     floor.Add(f);
@@ -103,6 +103,21 @@ public static class EnginePathBenchmark
         }
     }
 
+    private static string StepsYaml(string name, string run)
+    {
+        var yaml = new StringBuilder($"""
+            apiVersion: runbooks/v1
+            name: {name}
+            title: Benchmark {name}
+            type: maintenance
+            steps:
+
+            """);
+        for (var i = 1; i <= Steps; i++)
+            yaml.Append(CultureInfo.InvariantCulture, $"  - id: step-{i}\n    action: shell\n    run: {JsonSerializer.Serialize(run)}\n");
+        return yaml.ToString();
+    }
+
     /// <summary>The floor: one bash loop, a fresh session leader bash per step, as the portal starts them.</summary>
     private static async Task<TimeSpan> FloorAsync(string step)
     {
@@ -128,98 +143,49 @@ public static class EnginePathBenchmark
     private static double Min(List<TimeSpan> samples) => samples.Min().TotalMilliseconds;
     private static double Max(List<TimeSpan> samples) => samples.Max().TotalMilliseconds;
 
-    /// <summary>One real portal process on a throwaway database, and an API client with the bootstrap token.</summary>
-    private sealed class Node : IAsyncDisposable
+    /// <summary>
+    /// Starts the runbook and polls its status (slowly, so that polling does not take the machine's time); answers
+    /// from before the request to the time the run's end was recorded, after checking every event is recorded.
+    /// </summary>
+    private static async Task<TimeSpan> RunAsync(BenchPortal portal, string name)
     {
-        private const string Token = "benchmark-path-token-0123456789abcdef0123456789abcdef";
-
-        public required PortalNodeProcess Process { get; init; }
-        public required HttpClient Api { get; init; }
-
-        public static async Task<Node> StartAsync(BenchStore store)
+        var Api = portal.Api;
+        var requested = DateTime.UtcNow;
+        var clock = Stopwatch.StartNew();
+        var response = await Api.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } });
+        response.EnsureSuccessStatusCode();
+        var id = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
+        while (true)
         {
-            var settings = store.Settings.ToDictionary(s => s.Key, s => s.Value ?? "");
-            settings["Bootstrap:AdminEmail"] = "admin@bench.test";
-            settings["Bootstrap:AdminPassword"] = "benchmark admin password";
-            settings["Bootstrap:ApiToken"] = Token;
-            settings["Logging:LogLevel:Default"] = "Warning";
-            var process = await PortalNodeProcess.StartAsync(settings);
-            var api = new HttpClient { BaseAddress = process.BaseAddress };
-            api.DefaultRequestHeaders.Authorization = new("Bearer", Token);
-            return new Node { Process = process, Api = api };
+            var execution = await Api.GetFromJsonAsync<JsonElement>($"/api/executions/{id}");
+            var status = execution.GetProperty("status").GetString();
+            if (status == "Succeeded")
+                break;
+            if (status is not ("Queued" or "Running"))
+                throw new InvalidOperationException($"Execution {id} of {name} ended {status}: {execution}");
+            if (clock.Elapsed > TimeSpan.FromMinutes(5))
+                throw new TimeoutException($"Execution {id} of {name} did not end in 5 minutes.");
+            await Task.Delay(200);
         }
-
-        public async Task PublishAsync(string name, string run)
-        {
-            var yaml = new StringBuilder($"""
-                apiVersion: runbooks/v1
-                name: {name}
-                title: Benchmark {name}
-                type: maintenance
-                steps:
-
-                """);
-            for (var i = 1; i <= Steps; i++)
-                yaml.Append(CultureInfo.InvariantCulture, $"  - id: step-{i}\n    action: shell\n    run: {JsonSerializer.Serialize(run)}\n");
-            (await Api.PostAsync("/api/runbooks", new StringContent(yaml.ToString(), Encoding.UTF8, "application/yaml"))).EnsureSuccessStatusCode();
-            (await Api.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { })).EnsureSuccessStatusCode();
-            // The bootstrap admin wrote it; a second admin reviews it.
-            var email = $"reviewer-{name}@bench.test";
-            (await Api.PostAsJsonAsync("/api/admin/users", new { email, password = "benchmark reviewer password", roles = new[] { "Admin" } })).EnsureSuccessStatusCode();
-            var token = (await (await Api.PostAsJsonAsync($"/api/admin/users/{email}/tokens", new { name })).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
-            using var reviewer = new HttpClient { BaseAddress = Api.BaseAddress };
-            reviewer.DefaultRequestHeaders.Authorization = new("Bearer", token);
-            (await reviewer.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { })).EnsureSuccessStatusCode();
-        }
-
-        /// <summary>
-        /// Starts the runbook and polls its status (slowly, so that polling does not take the machine's time); answers
-        /// from before the request to the time the run's end was recorded, after checking every event is recorded.
-        /// </summary>
-        public async Task<TimeSpan> RunAsync(string name)
-        {
-            var requested = DateTime.UtcNow;
-            var clock = Stopwatch.StartNew();
-            var response = await Api.PostAsJsonAsync($"/api/runbooks/{name}/executions", new { parameters = new { } });
-            response.EnsureSuccessStatusCode();
-            var id = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetGuid();
-            while (true)
-            {
-                var execution = await Api.GetFromJsonAsync<JsonElement>($"/api/executions/{id}");
-                var status = execution.GetProperty("status").GetString();
-                if (status == "Succeeded")
-                    break;
-                if (status is not ("Queued" or "Running"))
-                    throw new InvalidOperationException($"Execution {id} of {name} ended {status}: {execution}");
-                if (clock.Elapsed > TimeSpan.FromMinutes(5))
-                    throw new TimeoutException($"Execution {id} of {name} did not end in 5 minutes.");
-                await Task.Delay(200);
-            }
-            var finished = await CheckEveryEventRecordedAsync(id);
-            return finished - requested;
-        }
-
-        /// <summary>
-        /// queued, claimed, started, a started and a succeeded per step, finished: read after Succeeded was seen, in
-        /// order, with no gap in the seqs.
-        /// </summary>
-        /// <returns>When the end was recorded (the server's clock is this machine's).</returns>
-        private async Task<DateTime> CheckEveryEventRecordedAsync(Guid id)
-        {
-            var events = (await Api.GetFromJsonAsync<JsonElement>($"/api/executions/{id}/events?after=0&limit=5000")).EnumerateArray().ToList();
-            var kinds = events.Select(e => e.GetProperty("kind").GetString()).ToList();
-            var seqs = events.Select(e => e.GetProperty("seq").GetInt64()).ToList();
-            var expected = 4 + 2 * Steps;
-            if (events.Count != expected || kinds.Count(k => k == "step_succeeded") != Steps || kinds[^1] != "execution_finished"
-                || !seqs.SequenceEqual(Enumerable.Range(1, events.Count).Select(i => (long)i)))
-                throw new InvalidOperationException($"Execution {id} was reported Succeeded with {events.Count} events recorded, not the {expected} it had: {string.Join(", ", kinds)}");
-            return events[^1].GetProperty("at").GetDateTime().ToUniversalTime();
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Api.Dispose();
-            await Process.DisposeAsync();
-        }
+        var finished = await CheckEveryEventRecordedAsync(Api, id);
+        return finished - requested;
     }
+
+    /// <summary>
+    /// queued, claimed, started, a started and a succeeded per step, finished: read after Succeeded was seen, in
+    /// order, with no gap in the seqs.
+    /// </summary>
+    /// <returns>When the end was recorded (the server's clock is this machine's).</returns>
+    private static async Task<DateTime> CheckEveryEventRecordedAsync(HttpClient Api, Guid id)
+    {
+        var events = (await Api.GetFromJsonAsync<JsonElement>($"/api/executions/{id}/events?after=0&limit=5000")).EnumerateArray().ToList();
+        var kinds = events.Select(e => e.GetProperty("kind").GetString()).ToList();
+        var seqs = events.Select(e => e.GetProperty("seq").GetInt64()).ToList();
+        var expected = 4 + 2 * Steps;
+        if (events.Count != expected || kinds.Count(k => k == "step_succeeded") != Steps || kinds[^1] != "execution_finished"
+            || !seqs.SequenceEqual(Enumerable.Range(1, events.Count).Select(i => (long)i)))
+            throw new InvalidOperationException($"Execution {id} was reported Succeeded with {events.Count} events recorded, not the {expected} it had: {string.Join(", ", kinds)}");
+        return events[^1].GetProperty("at").GetDateTime().ToUniversalTime();
+    }
+
 }

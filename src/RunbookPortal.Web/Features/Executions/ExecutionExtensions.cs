@@ -35,6 +35,8 @@ public static class ExecutionExtensions
         services.AddSingleton<ExecutionFeed>();
         services.AddSingleton<ExecutionNotifier>();
         services.AddSignalR();
+        services.AddSingleton<ExecutionHubConnections>();
+        services.AddSingleton<Microsoft.AspNetCore.SignalR.HubLifetimeManager<ExecutionHub>>(sp => sp.GetRequiredService<ExecutionHubConnections>());
         services.AddSingleton<ExecutionHubWatchers>();
         AddEventBridge(builder);
         services.AddSingleton<RunningExecutions>();

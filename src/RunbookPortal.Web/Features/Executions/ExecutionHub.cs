@@ -57,8 +57,32 @@ public sealed class ExecutionHub(ExecutionHubWatchers watchers, PortalDbContext 
     }
 }
 
+/// <summary>
+/// The hub's connections by id, so that an event is serialized once and written to each of its watchers as it is
+/// (SignalR serializes a message sent to one client anew for every client).
+/// </summary>
+public sealed class ExecutionHubConnections(ILogger<DefaultHubLifetimeManager<ExecutionHub>> logger) : DefaultHubLifetimeManager<ExecutionHub>(logger)
+{
+    private readonly ConcurrentDictionary<string, HubConnectionContext> _connections = new();
+
+    public override Task OnConnectedAsync(HubConnectionContext connection)
+    {
+        _connections[connection.ConnectionId] = connection;
+        return base.OnConnectedAsync(connection);
+    }
+
+    public override Task OnDisconnectedAsync(HubConnectionContext connection)
+    {
+        _connections.TryRemove(connection.ConnectionId, out _);
+        return base.OnDisconnectedAsync(connection);
+    }
+
+    public HubConnectionContext? Find(string connectionId) => _connections.GetValueOrDefault(connectionId);
+}
+
 /// <summary>What each hub connection watches, and the sending to it: one pump per subscription, at the client's pace.</summary>
-public sealed class ExecutionHubWatchers(ExecutionFeed feed, ExecutionNotifier notifier, IHubContext<ExecutionHub> hub, ILogger<ExecutionHubWatchers> log)
+public sealed class ExecutionHubWatchers(
+    ExecutionFeed feed, ExecutionNotifier notifier, IHubContext<ExecutionHub> hub, ExecutionHubConnections connections, ILogger<ExecutionHubWatchers> log)
 {
     /// <summary>State changes of every execution waiting for one <c>SubscribeAll</c> client beyond which it is dropped.</summary>
     public const int MaxQueuedChanges = 1000;
@@ -68,15 +92,19 @@ public sealed class ExecutionHubWatchers(ExecutionFeed feed, ExecutionNotifier n
     /// <summary>An event's view, made once however many clients it is sent to (the feed shares its records).</summary>
     private readonly ConditionalWeakTable<ExecutionEventRecord, EventView> _views = new();
 
+    /// <summary>An event as the message <c>ExecutionEvent</c>, serialized once however many clients it is sent to.</summary>
+    private readonly ConditionalWeakTable<ExecutionEventRecord, SerializedHubMessage> _messages = new();
+
     public async Task WatchAsync(HubCallerContext context, Guid executionId, long afterSeq)
     {
         var connection = _connections.GetOrAdd(context.ConnectionId, _ => new Connection(context));
         var client = hub.Clients.Client(context.ConnectionId);
+        var writer = connections.Find(context.ConnectionId) ?? throw new HubException("This connection is closing.");
         var watch = feed.Watch(executionId, afterSeq,
             async (batch, ct) =>
             {
                 foreach (var record in batch)
-                    await client.SendAsync("ExecutionEvent", View(record), ct).ConfigureAwait(false);
+                    await writer.WriteAsync(Message(record), ct).ConfigureAwait(false);
             },
             async last =>
             {
@@ -165,6 +193,9 @@ public sealed class ExecutionHubWatchers(ExecutionFeed feed, ExecutionNotifier n
     }
 
     private EventView View(ExecutionEventRecord record) => _views.GetValue(record, ExecutionService.ToView);
+
+    private SerializedHubMessage Message(ExecutionEventRecord record) =>
+        _messages.GetValue(record, r => new SerializedHubMessage(new Microsoft.AspNetCore.SignalR.Protocol.InvocationMessage("ExecutionEvent", [View(r)])));
 
     /// <summary>Told to a client that fell behind, before it is disconnected.</summary>
     public sealed record CatchUp(Guid? ExecutionId, long? AfterSeq, string Reason);
