@@ -35,7 +35,7 @@ public sealed class ExecutionHubTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _portal = new PortalFactory(TestDatabase.Sqlite(), EngineSettings.Fast);
+        _portal = new PortalFactory(TestDatabase.Sqlite(), new Dictionary<string, string?>(EngineSettings.Fast) { ["Engine:MaxOutputBytesPerStep"] = "33554432" });
         _address = _portal.StartOnKestrel();
         await Task.CompletedTask;
     }
@@ -125,6 +125,68 @@ public sealed class ExecutionHubTests : IAsyncLifetime
                 return all;
             all.AddRange(page);
         }
+    }
+
+    [Fact]
+    public async Task AClientThatStopsReading_IsDroppedWithoutSlowingTheRun_AndWhatItGotIsAPrefix_NeverASkip()
+    {
+        var name = $"hub-slow-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(_portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Flood
+            type: maintenance
+            steps:
+              - id: flood
+                action: shell
+                run: seq -f '%g ........................................................................................................' 1 {{{ExecutionFeed.Kept * 3}}}
+            """, name);
+        var admin = Api(_portal.AdminToken);
+        var id = await ExecutionApiTests.StartAsync(admin, name, new { });
+
+        // A raw WebSocket client (SignalR's own client reads into memory without bound) that subscribes, then reads nothing.
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        var url = new UriBuilder(new Uri(_address, ExecutionHub.Path)) { Scheme = "ws", Query = $"access_token={Uri.EscapeDataString(_portal.AdminToken)}" }.Uri;
+        await socket.ConnectAsync(url, CancellationToken.None);
+        async Task SendAsync(string json) =>
+            await socket.SendAsync(System.Text.Encoding.UTF8.GetBytes(json + "\u001e"), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        await SendAsync("""{"protocol":"json","version":1}""");
+        await SendAsync($$"""{"type":1,"target":"Subscribe","arguments":["{{id}}",0]}""");
+
+        var done = await ExecutionApiTests.WaitForEndAsync(admin, id, seconds: 120); // the run does not wait for its watcher
+        Assert.Equal("Succeeded", done.GetProperty("status").GetString());
+
+        // Now read everything the portal sent before it let the client go.
+        var text = new System.Text.StringBuilder();
+        var buffer = new byte[1 << 16];
+        using (var patience = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            while (true)
+            {
+                System.Net.WebSockets.WebSocketReceiveResult result;
+                try
+                {
+                    result = await socket.ReceiveAsync(buffer, patience.Token);
+                }
+                catch (System.Net.WebSockets.WebSocketException)
+                {
+                    break; // the portal closed the connection
+                }
+                if (result.MessageType == System.Net.WebSockets.WebSocketMessageType.Close)
+                    break;
+                text.Append(System.Text.Encoding.UTF8.GetString(buffer, 0, result.Count));
+            }
+        }
+        var all = text.ToString();
+        var whole = all[..(all.LastIndexOf('\u001e') + 1)]; // the connection was cut, perhaps inside a message
+        var messages = whole.Split('\u001e', StringSplitOptions.RemoveEmptyEntries).Skip(1) // the handshake's answer
+            .Select(m => JsonDocument.Parse(m).RootElement).ToList();
+        var seqs = messages.Where(m => m.TryGetProperty("target", out var t) && t.GetString() == "ExecutionEvent")
+            .Select(m => m.GetProperty("arguments")[0].GetProperty("seq").GetInt64()).ToList();
+        Assert.NotEmpty(seqs);
+        Assert.Equal(Enumerable.Range(1, seqs.Count).Select(i => (long)i), seqs); // a prefix: nothing skipped, nothing twice
+        Assert.True(seqs.Count < ExecutionFeed.Kept * 3, $"it was sent all {seqs.Count} events: it was never dropped");
+        Assert.Contains(_portal.Logs, l => l.Contains("stopped reading", StringComparison.Ordinal) || l.Contains("fell behind", StringComparison.Ordinal));
     }
 
     [Fact]

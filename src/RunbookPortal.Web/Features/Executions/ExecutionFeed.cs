@@ -30,7 +30,8 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
 
     /// <summary>
     /// Hands every event of <paramref name="executionId"/> after <paramref name="afterSeq"/> to
-    /// <paramref name="deliver"/>, in order and in batches, until disposed. One delivery runs at a time.
+    /// <paramref name="deliver"/>, in order and in batches, until disposed or <paramref name="deliver"/> answers false.
+    /// One delivery runs at a time.
     /// </summary>
     /// <param name="fellBehind">
     /// Given, a watcher that was live and fell more than <see cref="Kept"/> events behind is stopped, and this is told
@@ -39,7 +40,7 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
     public IAsyncDisposable Watch(
         Guid executionId,
         long afterSeq,
-        Func<IReadOnlyList<ExecutionEventRecord>, CancellationToken, ValueTask> deliver,
+        Func<IReadOnlyList<ExecutionEventRecord>, CancellationToken, ValueTask<bool>> deliver,
         Func<long, ValueTask>? fellBehind = null)
     {
         Stream stream;
@@ -97,7 +98,7 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
 
     private async Task PumpAsync(
         Stream stream, Watcher watcher, long position,
-        Func<IReadOnlyList<ExecutionEventRecord>, CancellationToken, ValueTask> deliver,
+        Func<IReadOnlyList<ExecutionEventRecord>, CancellationToken, ValueTask<bool>> deliver,
         Func<long, ValueTask>? fellBehind)
     {
         var stop = watcher.Stop.Token;
@@ -127,7 +128,8 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
                     await watcher.Signal.WaitAsync(stop).ConfigureAwait(false);
                     continue;
                 }
-                await deliver(batch, stop).ConfigureAwait(false);
+                if (!await deliver(batch, stop).ConfigureAwait(false))
+                    return;
                 position = batch[^1].Seq;
             }
         }

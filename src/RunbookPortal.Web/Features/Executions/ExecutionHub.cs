@@ -104,14 +104,24 @@ public sealed class ExecutionHubWatchers(
             async (batch, ct) =>
             {
                 foreach (var record in batch)
-                    await writer.WriteAsync(Message(record), ct).ConfigureAwait(false);
+                {
+                    // A write waits while the client's buffers are full: a client that stops reading is dropped, not waited for.
+                    var write = writer.WriteAsync(Message(record), ct);
+                    if (write.IsCompletedSuccessfully)
+                        continue;
+                    try
+                    {
+                        await write.AsTask().WaitAsync(StallLimit, ct).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                        await DropBehindAsync(context, executionId, record.Seq - 1, "stopped reading").ConfigureAwait(false);
+                        return false;
+                    }
+                }
+                return true;
             },
-            async last =>
-            {
-                log.LogInformation("Hub connection {Connection} fell behind on execution {ExecutionId} at seq {Seq} and is dropped", context.ConnectionId, executionId, last);
-                await client.SendAsync("CatchUp", new CatchUp(executionId, last, "This client fell behind the execution's events: read the rest from the events route, then subscribe again after the last seq.")).ConfigureAwait(false);
-                context.Abort();
-            });
+            last => DropBehindAsync(context, executionId, last, "fell behind"));
         IAsyncDisposable? replaced;
         lock (connection)
         {
@@ -122,6 +132,26 @@ public sealed class ExecutionHubWatchers(
             await replaced.DisposeAsync().ConfigureAwait(false);
         if (!_connections.ContainsKey(context.ConnectionId))
             await DropAsync(connection).ConfigureAwait(false); // it disconnected meanwhile
+    }
+
+    /// <summary>How long a write to a client may wait for its buffers to drain before the client is dropped.</summary>
+    public static readonly TimeSpan StallLimit = TimeSpan.FromSeconds(10);
+
+    /// <summary>Tells a client where to catch up from (if it still reads) and disconnects it.</summary>
+    private async ValueTask DropBehindAsync(HubCallerContext context, Guid executionId, long last, string why)
+    {
+        log.LogInformation("Hub connection {Connection} {Why} on execution {ExecutionId} at seq {Seq} and is dropped", context.ConnectionId, why, executionId, last);
+        try
+        {
+            await hub.Clients.Client(context.ConnectionId)
+                .SendAsync("CatchUp", new CatchUp(executionId, last, "This client fell behind the execution's events: read the rest from the events route, then subscribe again after afterSeq."))
+                .WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or IOException)
+        {
+            // It does not read: the disconnect says it.
+        }
+        context.Abort();
     }
 
     public async Task UnwatchAsync(string connectionId, Guid executionId)
@@ -161,11 +191,20 @@ public sealed class ExecutionHubWatchers(
         try
         {
             await foreach (var change in changes.ReadAllAsync(ct).ConfigureAwait(false))
-                await client.SendAsync("ExecutionChanged", change, ct).ConfigureAwait(false);
+                await client.SendAsync("ExecutionChanged", change, ct).WaitAsync(StallLimit, ct).ConfigureAwait(false);
         }
-        catch (ChannelClosedException)
+        catch (Exception ex) when (ex is ChannelClosedException or TimeoutException)
         {
-            await client.SendAsync("CatchUp", new CatchUp(null, null, "This client fell behind the executions' state changes: list the executions again, then subscribe again."), CancellationToken.None).ConfigureAwait(false);
+            log.LogInformation("Hub connection {Connection} fell behind the executions' state changes and is dropped", context.ConnectionId);
+            try
+            {
+                await client.SendAsync("CatchUp", new CatchUp(null, null, "This client fell behind the executions' state changes: list the executions again, then subscribe again."), CancellationToken.None)
+                    .WaitAsync(TimeSpan.FromSeconds(2), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception send) when (send is TimeoutException or IOException)
+            {
+                // It does not read: the disconnect says it.
+            }
             context.Abort();
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
