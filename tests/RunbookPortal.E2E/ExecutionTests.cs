@@ -167,7 +167,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
 
         await Expect(timeline.Locator(".rbp-output").Filter(new() { HasText = "restarting staging in batches of 3" }),
             "the announce line has the secret masked").ToHaveTextAsync("restarting staging in batches of 3 with key ***");
-        var steps = Page.Locator("[data-testid=steps] tbody tr");
+        var steps = Page.Locator("[data-testid=steps] > [data-step]");
         await Expect(steps).ToHaveCountAsync(2);
         await Expect(steps.Nth(0)).ToHaveAttributeAsync("data-status", "Succeeded");
         await Expect(steps.Nth(1)).ToHaveAttributeAsync("data-status", "Succeeded");
@@ -248,7 +248,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
 
         await Expect(status, "the resumed run succeeds, shown without a reload").ToHaveAttributeAsync("data-status", "Succeeded");
         await Expect(timeline).ToContainTextAsync("migrated on the second try");
-        await Expect(Page.Locator("[data-testid=steps] tbody tr").Nth(1)).ToHaveAttributeAsync("data-status", "Succeeded");
+        await Expect(Page.Locator("[data-testid=steps] > [data-step]").Nth(1)).ToHaveAttributeAsync("data-status", "Succeeded");
 
         // ---- The step's times (the page's Duration column) are those of its run after the resume.
         DateTime resumedAt;
@@ -336,35 +336,130 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         await Expect(rows.Last.Locator($"a[href='/executions/{ids[0]}']").First, "the oldest is last").ToBeVisibleAsync();
     }
 
+    /// <summary>
+    /// A finished run with 100,000 lines of output opens at its tail, virtualized (a few dozen rows in the document),
+    /// scrolls to its first line and back, finds every occurrence of a search with next/previous, and downloads in full.
+    /// </summary>
     [Fact]
-    public async Task ALongTimeline_ShowsItsLatestEvents_AndEveryEventOnRequest()
+    public async Task AFinishedRunWith100000Lines_Opens_Scrolls_Searches_AndDownloads()
     {
-        const string name = "e2e-long-output";
+        const string name = "e2e-hundred-thousand";
         using var admin = Api(Portal.ApiToken);
-        var (_, _, status, timeline) = await OpenedPipelineRunAsync(admin, name, """
+        var (executionId, _, status, _) = await OpenedPipelineRunAsync(admin, name, """
             apiVersion: runbooks/v1
-            name: e2e-long-output
-            title: Long output
+            name: e2e-hundred-thousand
+            title: Hundred thousand lines
             type: maintenance
             steps:
               - id: count
                 action: shell
-                run: for i in $(seq 1 6000); do echo "line $i"; done
+                run: seq 1 100000
             """, "reader");
-        await Expect(status).ToHaveAttributeAsync("data-status", "Succeeded");
-        var lines = timeline.Locator(".rbp-output");
-        await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 6000$") }), "the last line is shown").ToHaveCountAsync(1);
-        await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 1$") }), "the first lines wait for Show all").ToHaveCountAsync(0);
-        var showAll = Page.Locator("[data-testid=show-all]");
-        await Expect(showAll).ToContainTextAsync("Show all 6,0");
-        await Expect(timeline).ToContainTextAsync("earlier events are not shown");
-        await timeline.EvaluateAsync("t => t.scrollTop = 0");
-        await ScreenshotAsync("execution-long.png");
+        await Expect(status).ToHaveAttributeAsync("data-status", "Succeeded", new() { Timeout = 60_000 });
+        // Reopened once it has finished: what is measured is opening a finished run.
+        var opening = System.Diagnostics.Stopwatch.StartNew();
+        await Page.ReloadAsync();
+        var log = Page.Locator("[data-testid=log-lines]");
+        var rows = log.Locator(".rbp-log-line");
+        await Expect(log).ToHaveAttributeAsync("data-count", "100000", new() { Timeout = 30_000 });
+        await Expect(rows.Locator(".rbp-output").GetByText("100000", new() { Exact = true }), "the page opens at the tail").ToBeVisibleAsync();
+        Output.WriteLine($"100,000 lines: tail shown {opening.ElapsedMilliseconds} ms after the reload");
+        var rendered = await rows.CountAsync();
+        Assert.True(rendered < 300, $"{rendered} rows are in the document: the log is not virtualized");
+        await ScreenshotAsync("execution-100k.png");
 
-        await showAll.ClickAsync();
-        await Expect(lines.Filter(new() { HasTextRegex = new Regex("^line 1$") })).ToHaveCountAsync(1);
-        await Expect(lines).ToHaveCountAsync(6000);
-        await Expect(showAll).ToHaveCountAsync(0);
+        // ---- Scrolling up stops following and offers to jump back.
+        await log.EvaluateAsync("e => e.scrollTop = 0");
+        await Expect(rows.Locator(".rbp-output").GetByText("1", new() { Exact = true }), "the first line, after scrolling to the top").ToBeVisibleAsync();
+        var jump = Page.Locator("[data-testid=log-jump-live]");
+        await Expect(jump).ToHaveTextAsync("Jump to the end");
+        await jump.ClickAsync();
+        await Expect(rows.Locator(".rbp-output").GetByText("100000", new() { Exact = true })).ToBeVisibleAsync();
+        await Expect(jump).ToHaveCountAsync(0);
+
+        // ---- Search: every occurrence counted, next and previous move between them.
+        var expected = Enumerable.Range(1, 100000).Sum(i => Regex.Matches(i.ToString(System.Globalization.CultureInfo.InvariantCulture), "4242").Count);
+        await Page.Locator("input[data-testid=log-search]").FillAsync("4242");
+        var count = Page.Locator("[data-testid=log-match-count]");
+        await Expect(count).ToHaveTextAsync($"1 of {expected}");
+        var current = log.Locator("mark.rbp-match-current");
+        await Expect(current).ToBeVisibleAsync();
+        await Expect(current.Locator("xpath=ancestor::span[contains(@class,'rbp-output')]")).ToHaveTextAsync("4242");
+        await Page.Locator("[data-testid=log-next]").ClickAsync();
+        await Expect(count).ToHaveTextAsync($"2 of {expected}");
+        await Expect(current.Locator("xpath=ancestor::span[contains(@class,'rbp-output')]")).ToHaveTextAsync("14242");
+        await Page.Locator("[data-testid=log-prev]").ClickAsync();
+        await Page.Locator("[data-testid=log-prev]").ClickAsync();
+        await Expect(count).ToHaveTextAsync($"{expected} of {expected}");
+        await Expect(current.Locator("xpath=ancestor::span[contains(@class,'rbp-output')]")).ToHaveTextAsync("94242");
+        await ScreenshotAsync("execution-100k-search.png");
+        await ExpectAccessibleAsync(Page, "the execution page of a 100,000-line run");
+        await OnAPhoneAsync(Page, "execution-100k-phone.png", "the execution page of a 100,000-line run on a phone", tablesFit: false);
+
+        // ---- The download is the full log.
+        var download = await Page.RunAndWaitForDownloadAsync(() => Page.Locator("[data-testid=log-download]").ClickAsync());
+        var path = Path.Combine(Portal.ScreenshotDirectory, "execution-100k.log");
+        await download.SaveAsAsync(path);
+        var lines = await File.ReadAllLinesAsync(path);
+        Assert.Equal(100000, lines.Length);
+        Assert.Equal(Enumerable.Range(1, 100000).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), lines.Select(l => l.Split('\t')[3]));
+        Assert.StartsWith($"execution-{executionId[..8]}", download.SuggestedFilename);
+    }
+
+    /// <summary>
+    /// An on-call engineer keeps a running execution open: a new output line and each step's transition appear without a
+    /// reload (the step waits, between its two lines, for a file the test writes once it has seen the first one).
+    /// </summary>
+    [Fact]
+    public async Task OnCallSeesNewOutputAndStepTransitions_WithoutReloading()
+    {
+        const string name = "e2e-live-watch";
+        var go = $"/tmp/rbp-e2e-go-{Guid.NewGuid():N}";
+        using var admin = Api(Portal.ApiToken);
+        var (_, _, status, _) = await OpenedPipelineRunAsync(admin, name, $$"""
+            apiVersion: runbooks/v1
+            name: e2e-live-watch
+            title: Live watch
+            type: deployment
+            steps:
+              - id: rollout
+                name: Roll out
+                action: shell
+                run: echo "first line"; while [ ! -e {{go}} ]; do sleep 0.1; done; echo "second line"
+              - id: verify
+                name: Verify
+                action: shell
+                run: echo "verified"
+            """, "oncall");
+        await Page.EvaluateAsync("() => { window.__rbpE2eDocument = true; }");
+        var log = Page.Locator("[data-testid=log-lines]");
+        var steps = Page.Locator("[data-testid=steps] > [data-step]");
+        await Expect(log).ToContainTextAsync("first line");
+        await Expect(status).ToHaveAttributeAsync("data-status", "Running");
+        await Expect(steps.Nth(0)).ToHaveAttributeAsync("data-status", "Running");
+        await Expect(steps.Nth(0).Locator("[data-testid=step-duration]")).ToContainTextAsync("running for");
+        await Expect(steps.Nth(1)).ToHaveAttributeAsync("data-status", "Pending");
+        Assert.DoesNotContain("second line", await log.TextContentAsync());
+        await ScreenshotAsync("execution-live-watch.png");
+
+        await File.WriteAllTextAsync(go, "go");
+        try
+        {
+            await Expect(log, "the new line appears without a reload").ToContainTextAsync("second line");
+            await Expect(steps.Nth(0), "the step's transition appears").ToHaveAttributeAsync("data-status", "Succeeded");
+            await Expect(steps.Nth(1)).ToHaveAttributeAsync("data-status", "Succeeded");
+            await Expect(log).ToContainTextAsync("verified");
+            await Expect(status).ToHaveAttributeAsync("data-status", "Succeeded");
+            await Expect(steps.Nth(0).Locator("[data-testid=step-duration]")).ToContainTextAsync("took");
+        }
+        finally
+        {
+            File.Delete(go);
+        }
+        Assert.True(await Page.EvaluateAsync<bool>("() => window.__rbpE2eDocument === true"), "the execution page was reloaded");
+        await ScreenshotAsync("execution-live-watch-done.png");
+        await ExpectAccessibleAsync(Page, "the execution page of a finished run");
+        await OnAPhoneAsync(Page, "execution-live-watch-phone.png", "the execution page on a phone", tablesFit: false);
     }
 
     [Fact]
@@ -387,7 +482,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
 
         await Expect(status, "the run ends Cancelled, shown without a reload").ToHaveAttributeAsync("data-status", "Cancelled");
         await Expect(timeline, "the succeeded step's rollback ran").ToContainTextAsync("snapshot deleted");
-        var snapshot = Page.Locator("[data-testid=steps] tbody tr").Nth(0);
+        var snapshot = Page.Locator("[data-testid=steps] > [data-step]").Nth(0);
         await Expect(snapshot).ToHaveAttributeAsync("data-status", "RolledBack");
         await Expect(snapshot.Locator(".mud-chip")).ToHaveTextAsync("Rolled back");
         await ScreenshotAsync("execution-cancelled.png");
@@ -431,7 +526,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         await dialog.Locator("[data-testid=cancel-confirm]").ClickAsync();
 
         await Expect(status, "the run rolls back").ToHaveAttributeAsync("data-status", "RollingBack");
-        var migrate = Page.Locator("[data-testid=steps] tbody tr").Nth(1);
+        var migrate = Page.Locator("[data-testid=steps] > [data-step]").Nth(1);
         await Expect(migrate, "the hanging step is Cancelled, not Failed").ToHaveAttributeAsync("data-status", "Cancelled");
         await Expect(migrate.Locator(".mud-chip")).ToHaveTextAsync("Cancelled");
         await Expect(timeline).ToContainTextAsync("switching back, waiting for the load balancer");
@@ -445,7 +540,7 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         await confirm.GetByRole(AriaRole.Button, new() { Name = "Stop rollback" }).ClickAsync();
 
         await Expect(status, "stopping the rollback ends the run Failed, shown without a reload").ToHaveAttributeAsync("data-status", "Failed");
-        var switched = Page.Locator("[data-testid=steps] tbody tr").Nth(0);
+        var switched = Page.Locator("[data-testid=steps] > [data-step]").Nth(0);
         await Expect(switched).ToHaveAttributeAsync("data-status", "RollbackFailed");
         await Expect(Page.Locator("[data-testid=stop-rollback]")).ToHaveCountAsync(0);
         await ScreenshotAsync("execution-rollback-stopped.png");

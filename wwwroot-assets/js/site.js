@@ -17,6 +17,42 @@ window.rbp = {
     }
     if (element.dataset.follow === "1") element.scrollTop = element.scrollHeight;
   },
+  scrollToId(id) {
+    document.getElementById(id)?.scrollIntoView({ block: "start", behavior: "smooth" });
+  },
+  // The execution page's log view (LogView.razor): tells .NET when the reader leaves the end or comes back to it.
+  logView: {
+    attach(element, dotnet) {
+      if (!element || element.__rbpLog) return;
+      const state = { atEnd: true, dotnet };
+      state.onScroll = () => {
+        const atEnd = element.scrollHeight - element.scrollTop - element.clientHeight < 24;
+        if (atEnd !== state.atEnd) {
+          state.atEnd = atEnd;
+          dotnet.invokeMethodAsync("OnFollowChanged", atEnd).catch(() => {});
+        }
+      };
+      element.addEventListener("scroll", state.onScroll, { passive: true });
+      element.__rbpLog = state;
+    },
+    detach(element) {
+      if (element && element.__rbpLog) {
+        element.removeEventListener("scroll", element.__rbpLog.onScroll);
+        delete element.__rbpLog;
+      }
+    },
+    toEnd(element) {
+      if (!element) return;
+      if (element.__rbpLog) element.__rbpLog.atEnd = true;
+      element.scrollTop = element.scrollHeight;
+    },
+    // Rows are of one fixed height, so a line's place is its index times that height: centred in the view.
+    reveal(element, index, rowHeight) {
+      if (!element) return;
+      const top = index * rowHeight - (element.clientHeight - rowHeight) / 2;
+      element.scrollTop = Math.max(0, top);
+    },
+  },
   async copy(text) {
     if (navigator.clipboard && window.isSecureContext) {
       await navigator.clipboard.writeText(text);

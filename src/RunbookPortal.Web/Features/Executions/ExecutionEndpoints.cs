@@ -56,6 +56,22 @@ public static class ExecutionEndpoints
                 await svc.ExistsAsync(id, ct) ? Results.Ok(await svc.EventsAsync(id, after ?? 0, limit ?? 1000, ct)) : NotFound())
             .WithSummary("The timeline after a seq: every event exactly once, in order.");
 
+        executions.MapGet("/{id:guid}/log", async (Guid id, string? step, ExecutionService svc, HttpContext http, CancellationToken ct) =>
+            {
+                if (!await svc.ExistsAsync(id, ct))
+                    return NotFound();
+                if (step is not null && !await svc.HasStepAsync(id, step, ct))
+                    return TypedResults.Problem(statusCode: 404, title: "Not found.", detail: $"There is no step '{step}' in this execution.");
+                return Results.Stream(async body =>
+                {
+                    await using var writer = new StreamWriter(body, new System.Text.UTF8Encoding(false), bufferSize: 64 * 1024) { NewLine = "\n" };
+                    await foreach (var line in svc.LogAsync(id, step, http.RequestAborted))
+                        await writer.WriteLineAsync(line.ToDownloadLine());
+                }, "text/plain; charset=utf-8", ExecutionPage.LogFileName(id, step));
+            })
+            .WithSummary("The run's output as text (?step=<id> for one step, <id>.rollback for its rollback), a line each: time (UTC), step, stream, then the text as the step wrote it "
+                         + "(secrets masked, ANSI escape sequences kept); read from the database in pages, so any length streams.");
+
         executions.MapPost("/{id:guid}/cancel", async (Guid id, CancelRequest? body, ExecutionService svc, ClaimsPrincipal me, CancellationToken ct) =>
                 await Answer(await svc.CancelAsync(me.ActorName(), id, body?.Rollback ?? false, ct), id, svc, ct))
             .RequireAuthorization(Policies.Operator).WithSummary("Cancels: kills the running step; { rollback: true } rolls back the succeeded steps.");

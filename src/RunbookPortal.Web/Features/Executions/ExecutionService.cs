@@ -677,6 +677,36 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         return rows.Select(ToView).ToList();
     }
 
+    /// <summary>Whether <paramref name="stepId"/> names a step of the execution, or the rollback of one ("&lt;id&gt;.rollback").</summary>
+    public Task<bool> HasStepAsync(Guid id, string stepId, CancellationToken ct = default)
+    {
+        var undone = stepId.EndsWith(".rollback", StringComparison.Ordinal) ? stepId[..^".rollback".Length] : null;
+        return db.ExecutionSteps.AnyAsync(s => s.ExecutionId == id && (s.StepId == stepId || (undone != null && s.StepId == undone && s.HasRollback)), ct);
+    }
+
+    /// <summary>
+    /// The run's output (of one step, or of one rollback, when <paramref name="stepId"/> is given), in seq order, read from
+    /// the database a page at a time: a log of any length is never held in memory at once.
+    /// </summary>
+    public async IAsyncEnumerable<LogLine> LogAsync(Guid id, string? stepId, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        const int page = 2000;
+        long after = 0;
+        while (true)
+        {
+            var rows = await db.ExecutionEvents.AsNoTracking()
+                .Where(ev => ev.ExecutionId == id && ev.Seq > after && (ev.Kind == EventKinds.StepOutput || ev.Kind == EventKinds.StepOutputTruncated)
+                             && (stepId == null || ev.StepId == stepId))
+                .OrderBy(ev => ev.Seq).Take(page).ToListAsync(ct);
+            foreach (var row in rows)
+                if (LogLine.Of(row) is { } line)
+                    yield return line;
+            if (rows.Count < page)
+                yield break;
+            after = rows[^1].Seq;
+        }
+    }
+
     public static EventView ToView(ExecutionEventRecord r)
     {
         using var data = JsonDocument.Parse(r.DataJson);
