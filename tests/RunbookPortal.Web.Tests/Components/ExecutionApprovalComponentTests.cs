@@ -255,6 +255,7 @@ public sealed class ExecutionApprovalPageTests : PortalBunitContext, IClassFixtu
         Services.AddScoped(sp => sp.GetRequiredService<PortalScope>().Get<ApprovalService>());
         Services.AddScoped(sp => sp.GetRequiredService<PortalScope>().Get<RunbookCatalog>());
         Services.AddSingleton(_portal.Services.GetRequiredService<ExecutionNotifier>());
+        Services.AddSingleton(_portal.Services.GetRequiredService<ExecutionFeed>());
         Services.AddSingleton(_portal.Services.GetRequiredService<TimeProvider>());
     }
 

@@ -292,6 +292,7 @@ public sealed class ExecutionTimelinePageTests : PortalBunitContext, IClassFixtu
         Services.AddScoped(sp => sp.GetRequiredService<PortalScope>().Get<ApprovalService>());
         Services.AddScoped(sp => sp.GetRequiredService<PortalScope>().Get<RunbookCatalog>());
         Services.AddSingleton(_portal.Services.GetRequiredService<ExecutionNotifier>());
+        Services.AddSingleton(_portal.Services.GetRequiredService<ExecutionFeed>());
         Services.AddSingleton(_portal.Services.GetRequiredService<TimeProvider>());
     }
 

@@ -56,7 +56,9 @@ public abstract class PortalBunitContext : BunitContext, IAsyncLifetime
         using (var db = new SqlitePortalDbContext(new DbContextOptionsBuilder<SqlitePortalDbContext>().UseSqlite(connection).Options))
             db.Database.Migrate();
         // Made now (the test publishes through it before the provider is built); its feed reads the store through the provider later.
-        var notifier = new ExecutionNotifier(new ExecutionFeed(new LaterScopes(Services), Microsoft.Extensions.Logging.Abstractions.NullLogger<ExecutionFeed>.Instance));
+        var feed = new ExecutionFeed(new LaterScopes(Services), Microsoft.Extensions.Logging.Abstractions.NullLogger<ExecutionFeed>.Instance);
+        var notifier = new ExecutionNotifier(feed);
+        Services.AddSingleton(feed);
         Services.AddSingleton(notifier);
         Services.AddSingleton(TimeProvider.System);
         Services.AddLogging();

@@ -1,22 +1,26 @@
+using Microsoft.AspNetCore.Components;
 using RunbookPortal.Engine.Execution;
 using RunbookPortal.Web.Data;
 
 namespace RunbookPortal.Web.Features.Executions;
 
 // ============================================================================================================
-// Live events of the execution page: the ONE place that follows an execution — the notifier subscription, the
-// catch-up from the database after a gap, and the batching of output renders (at most every RenderEvery).
+// Live events of the execution page: the ONE place that follows an execution. The page watches it through this
+// node's ExecutionFeed, which hands over every event after the last one shown, in order and exactly once — those
+// committed on this node and on any other (PostgreSQL) — and the page re-renders output at most every RenderEvery.
 // It talks to the rest of the page through three members only:
 //   LastSeq            the last seq the page has (0: none),
 //   Received(events)   hands over new events, in seq order, each once,
 //   ResetEvents()      forgets them (another execution is shown),
 // plus LoadViewAsync() after a state change (statuses and times come from the execution's row).
-// Replacing the notifier plumbing means replacing this file; the timeline and the log do not change.
+// A circuit that reconnects keeps its state on the server, where the feed went on delivering; a new circuit reads
+// the page afresh.
 // ============================================================================================================
 public sealed partial class ExecutionPage
 {
-    private IDisposable? _subscription;
-    private readonly SemaphoreSlim _catchUp = new(1, 1);
+    [Inject] private ExecutionFeed Feed { get; set; } = default!;
+
+    private IAsyncDisposable? _subscription;
     private bool _renderDue;
 
     /// <summary>At most this often does new output re-render the page (a step may print thousands of lines a second).</summary>
@@ -24,59 +28,32 @@ public sealed partial class ExecutionPage
 
     protected override async Task OnParametersSetAsync()
     {
-        await _catchUp.WaitAsync();
-        try
-        {
-            _subscription?.Dispose();
-            ResetEvents();
-            ForgetOtherExecution();
-        }
-        finally
-        {
-            _catchUp.Release();
-        }
+        if (_subscription is not null)
+            await _subscription.DisposeAsync(); // one delivery at a time: none is under way after this
+        ResetEvents();
+        ForgetOtherExecution();
         await LoadViewAsync();
         var id = Id;
-        _subscription = Notifier.Subscribe(id, record => InvokeAsync(() => OnEventAsync(id, record)));
-        await CatchUpAsync(id);
+        _subscription = Feed.Watch(id, 0, async (batch, _) =>
+        {
+            await InvokeAsync(() => OnEventsAsync(id, batch));
+            return !_disposed;
+        });
     }
 
-    /// <summary>
-    /// A published event: the next one in order is shown as it is, with no query; after a gap (this page subscribed
-    /// while events were being written) the page reads what it missed.
-    /// </summary>
-    private async Task OnEventAsync(Guid id, ExecutionEventRecord record)
+    /// <summary>New events, in order, each once: output re-renders soon; a state change reloads the execution's row at once.</summary>
+    private async Task OnEventsAsync(Guid id, IReadOnlyList<ExecutionEventRecord> batch)
     {
-        if (id != Id)
+        if (id != Id || _disposed)
             return;
-        await _catchUp.WaitAsync();
-        var gap = false;
-        try
-        {
-            var last = LastSeq;
-            if (record.Seq <= last)
-                return;
-            gap = record.Seq != last + 1;
-            if (!gap)
-                Received([ExecutionService.ToView(record)]);
-        }
-        finally
-        {
-            _catchUp.Release();
-        }
-        if (gap)
-        {
-            await CatchUpAsync(id);
-        }
-        else if (record.Kind == EventKinds.StepOutput)
+        Received(batch.Select(ExecutionService.ToView).ToList());
+        if (batch.All(e => e.Kind == EventKinds.StepOutput))
         {
             Changed(now: false);
+            return;
         }
-        else
-        {
-            await LoadViewAsync(); // statuses, steps and times come from the execution's row
-            Changed(now: true);
-        }
+        await LoadViewAsync(); // statuses, steps and times come from the execution's row
+        Changed(now: true);
     }
 
     /// <summary>New events to show: output re-renders at most every <see cref="RenderEvery"/>; a state change at once.</summary>
@@ -110,35 +87,6 @@ public sealed partial class ExecutionPage
         catch (ObjectDisposedException)
         {
             // The circuit went away meanwhile.
-        }
-    }
-
-    /// <summary>Reads every event after the last one shown: nothing is missed, nothing shown twice.</summary>
-    private async Task CatchUpAsync(Guid id)
-    {
-        await _catchUp.WaitAsync();
-        try
-        {
-            const int page = 2000;
-            var fresh = new List<EventView>();
-            while (true)
-            {
-                var after = fresh.Count > 0 ? fresh[^1].Seq : LastSeq;
-                var next = await Scopes.InScopeAsync<ExecutionService, List<EventView>>(s => s.EventsAsync(id, after, page));
-                fresh.AddRange(next);
-                if (next.Count < page)
-                    break;
-            }
-            if (fresh.Count == 0 || id != Id)
-                return; // nothing new, or the page moved on to another execution meanwhile
-            Received(fresh);
-            if (fresh.Any(e => e.Kind != EventKinds.StepOutput))
-                await LoadViewAsync();
-            Changed(now: true);
-        }
-        finally
-        {
-            _catchUp.Release();
         }
     }
 }

@@ -299,7 +299,7 @@ public sealed partial class ExecutionPage
     public void Dispose()
     {
         _disposed = true;
-        _subscription?.Dispose();
+        _ = _subscription?.DisposeAsync().AsTask(); // stops the watch; a delivery under way sees _disposed
         _ticker?.Dispose();
     }
 }
