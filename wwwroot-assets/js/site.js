@@ -24,9 +24,15 @@ window.rbp = {
   logView: {
     attach(element, dotnet) {
       if (!element || element.__rbpLog) return;
-      const state = { atEnd: true, dotnet };
+      const state = { atEnd: true, dotnet, lastTop: element.scrollTop };
+      // Only the reader scrolling UP leaves the end: lines that arrive between a scroll and the next toEnd make
+      // the end move away without the reader doing anything, and that must not stop following.
       state.onScroll = () => {
-        const atEnd = element.scrollHeight - element.scrollTop - element.clientHeight < 24;
+        const top = element.scrollTop;
+        const movedUp = top < state.lastTop;
+        state.lastTop = top;
+        const atEnd = element.scrollHeight - top - element.clientHeight < 24;
+        if (!atEnd && !movedUp) return;
         if (atEnd !== state.atEnd) {
           state.atEnd = atEnd;
           dotnet.invokeMethodAsync("OnFollowChanged", atEnd).catch(() => {});
@@ -43,13 +49,17 @@ window.rbp = {
     },
     toEnd(element) {
       if (!element) return;
-      if (element.__rbpLog) element.__rbpLog.atEnd = true;
       element.scrollTop = element.scrollHeight;
+      if (element.__rbpLog) {
+        element.__rbpLog.atEnd = true;
+        element.__rbpLog.lastTop = element.scrollTop;
+      }
     },
     // Rows are of one fixed height, so a line's place is its index times that height: centred in the view.
     reveal(element, index, rowHeight) {
       if (!element) return;
       const top = index * rowHeight - (element.clientHeight - rowHeight) / 2;
+      if (element.__rbpLog) element.__rbpLog.atEnd = false; // .NET stopped following to show the match
       element.scrollTop = Math.max(0, top);
     },
   },

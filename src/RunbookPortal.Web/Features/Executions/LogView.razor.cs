@@ -67,6 +67,8 @@ public sealed partial class LogView
 
     private async Task SearchAsync(string? query)
     {
+        if (string.Equals(query, _query, StringComparison.Ordinal))
+            return; // the same query again (the debounced field may report it twice): keep the current match
         _query = query;
         Reset();
         if (!string.IsNullOrEmpty(query))
