@@ -111,9 +111,27 @@ public sealed class ExecutionHubTests : IAsyncLifetime
                         enough.TrySetResult();
                 }
             });
+            Exception? closed = null;
+            hub.Closed += e =>
+            {
+                closed = e ?? new InvalidOperationException("closed without an error");
+                return Task.CompletedTask;
+            };
+            var from = seen.Count == 0 ? 0L : seen[^1].Seq;
             await hub.StartAsync(patience.Token);
-            await hub.InvokeAsync("Subscribe", id, seen.Count == 0 ? 0L : seen[^1].Seq, patience.Token);
-            await enough.Task.WaitAsync(patience.Token);
+            await hub.InvokeAsync("Subscribe", id, from, patience.Token);
+            try
+            {
+                await enough.Task.WaitAsync(patience.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                int count;
+                long last;
+                lock (taken)
+                    (count, last) = (taken.Count, taken.Count > 0 ? taken[^1].Seq : -1);
+                throw new Xunit.Sdk.XunitException($"stalled: subscribed after {from} on connection {reconnects + 1}, took {count} (last seq {last}); hub {hub.State}, closed: {closed?.Message ?? "no"}");
+            }
             await hub.StopAsync(patience.Token);
             lock (taken)
                 seen.AddRange(taken);

@@ -93,6 +93,28 @@ public abstract class ExecutionLogApiTests(PortalFixture fixture)
         Assert.Equal(HttpStatusCode.OK, (await viewer.GetAsync($"/api/executions/{id}/log")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await viewer.GetAsync($"/api/executions/{id}/events")).StatusCode);
     }
+
+    /// <summary>A signed-in person without a role reads nothing: no runbook, no execution, its events, output or approvals.</summary>
+    [Fact]
+    public async Task ASignedInUserWithoutARole_ReadsNoRunbookExecutionOutputOrApproval()
+    {
+        var (id, op) = await FinishedRunAsync();
+        var name = (await ExecutionApiTests.WaitForEndAsync(op, id)).GetProperty("runbook").GetString();
+        var (nobody, _, _) = await Portal.CreateUserAsync("nobody");
+        string[] routes =
+        [
+            "/api/runbooks", $"/api/runbooks/{name}", $"/api/runbooks/{name}/versions/1",
+            "/api/executions", $"/api/executions/{id}", $"/api/executions/{id}/events", $"/api/executions/{id}/log",
+            $"/api/executions/{id}/log?step=count", "/api/approvals",
+        ];
+        foreach (var route in routes)
+        {
+            var response = await nobody.GetAsync(route);
+            Assert.True(response.StatusCode == HttpStatusCode.Forbidden, $"{route}: {(int)response.StatusCode}");
+            Assert.DoesNotContain("seq", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, (await op.GetAsync(route)).StatusCode);
+        }
+    }
 }
 
 public sealed class SqliteExecutionLogApiTests(SqliteEngineFixture fixture) : ExecutionLogApiTests(fixture), IClassFixture<SqliteEngineFixture>;

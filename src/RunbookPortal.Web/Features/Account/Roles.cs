@@ -34,6 +34,9 @@ public static class Policies
     public const string Approver = "RequireApprover";
     public const string Auditor = "RequireAuditor";
 
+    /// <summary>Any role at all: reading runbooks, executions and approvals. A signed-in person without a role reads nothing.</summary>
+    public const string Reader = "RequireAnyRole";
+
     public static void Add(AuthorizationOptions options)
     {
         options.AddPolicy(Admin, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin));
@@ -41,6 +44,7 @@ public static class Policies
         options.AddPolicy(Operator, p => p.RequireAuthenticatedUser().RequireRole(Roles.Operator, Roles.Admin));
         options.AddPolicy(Approver, p => p.RequireAuthenticatedUser().RequireRole(Roles.Approver, Roles.Admin));
         options.AddPolicy(Auditor, p => p.RequireAuthenticatedUser().RequireRole(Roles.Auditor, Roles.Admin));
+        options.AddPolicy(Reader, p => p.RequireAuthenticatedUser().RequireRole(Roles.All));
         // Everything not marked otherwise needs a signed-in user.
         options.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
     }

@@ -9,7 +9,7 @@ public static class ApprovalEndpoints
 {
     public static IEndpointRouteBuilder MapApprovalApi(this IEndpointRouteBuilder app)
     {
-        var approvals = app.MapGroup("/api/approvals").RequireAuthorization().WithTags("Approvals");
+        var approvals = app.MapGroup("/api/approvals").RequireAuthorization(Policies.Reader).WithTags("Approvals");
 
         approvals.MapGet("/", async (ApprovalService svc, ClaimsPrincipal me, string? status, string? scope, CancellationToken ct) =>
             {

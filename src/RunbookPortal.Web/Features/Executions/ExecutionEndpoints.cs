@@ -37,7 +37,7 @@ public static class ExecutionEndpoints
 
         app.MapHub<ExecutionHub>(ExecutionHub.Path);
 
-        var executions = app.MapGroup("/api/executions").RequireAuthorization().WithTags("Executions");
+        var executions = app.MapGroup("/api/executions").RequireAuthorization(Policies.Reader).WithTags("Executions");
 
         executions.MapGet("/", async (ExecutionService svc, ExecutionStatus? status, string? runbook, string? requestedBy, DateTime? from, DateTime? to, long? page, long? pageSize, CancellationToken ct) =>
             {

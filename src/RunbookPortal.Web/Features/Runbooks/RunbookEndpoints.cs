@@ -38,7 +38,7 @@ public static class RunbookEndpoints
             })
             .WithTags("Runbooks").WithSummary("The JSON Schema of the runbooks/v1 format.");
 
-        var runbooks = app.MapGroup("/api/runbooks").RequireAuthorization().WithTags("Runbooks");
+        var runbooks = app.MapGroup("/api/runbooks").RequireAuthorization(Policies.Reader).WithTags("Runbooks");
 
         runbooks.MapPost("/validate", async (HttpRequest request) =>
             {
