@@ -107,10 +107,10 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
         {
             while (!stop.IsCancellationRequested)
             {
-                var batch = stream.After(position, out var inMemory);
+                var batch = stream.After(position, out var inMemory, out var evicted);
                 if (!inMemory)
                 {
-                    if (live && fellBehind is not null)
+                    if (live && evicted && fellBehind is not null)
                     {
                         await fellBehind(position).ConfigureAwait(false);
                         return;
@@ -166,6 +166,7 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
         private readonly Lock _lock = new();
         private readonly List<ExecutionEventRecord> _events = [];
         private long? _last; // the last seq kept; null until the first read
+        private long _floor; // the newest event when the memory started: it never held this one or any before it
         private bool _reading;
         private bool _readAgain;
 
@@ -201,12 +202,15 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
 
         /// <summary>
         /// Up to <see cref="Page"/> kept events after <paramref name="seq"/>; <paramref name="inMemory"/> false when
-        /// the event after it is no longer (or not yet) kept.
+        /// the event after it is not kept: <paramref name="evicted"/> when it was and made room for newer ones (a
+        /// watcher that was live fell behind), otherwise it never was (it is older than the memory, or the memory has
+        /// not started yet) and is read from the database.
         /// </summary>
-        public List<ExecutionEventRecord> After(long seq, out bool inMemory)
+        public List<ExecutionEventRecord> After(long seq, out bool inMemory, out bool evicted)
         {
             lock (_lock)
             {
+                evicted = false;
                 if (_last is not { } last)
                 {
                     inMemory = false;
@@ -216,6 +220,7 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
                 if (seq + 1 < first)
                 {
                     inMemory = false;
+                    evicted = seq + 1 > _floor;
                     return [];
                 }
                 inMemory = true;
@@ -260,7 +265,14 @@ public sealed class ExecutionFeed(IServiceScopeFactory scopes, ILogger<Execution
                     {
                         var last = await feed.LastSeqAsync(executionId).ConfigureAwait(false);
                         lock (_lock)
-                            _last ??= last; // the first read starts the memory at the newest event; older ones are read on demand
+                        {
+                            if (_last is null)
+                            {
+                                // The memory starts at the newest event; older ones are read from the database on demand.
+                                _last = last;
+                                _floor = last;
+                            }
+                        }
                         SignalWatchers();
                         continue;
                     }
