@@ -19,6 +19,7 @@ namespace RunbookPortal.Web.Features.Executions;
 public sealed partial class ExecutionPage
 {
     [Inject] private ExecutionFeed Feed { get; set; } = default!;
+    [Inject] private ILogger<ExecutionPage> Log { get; set; } = default!;
 
     private IAsyncDisposable? _subscription;
     private bool _renderDue;
@@ -34,11 +35,41 @@ public sealed partial class ExecutionPage
         ForgetOtherExecution();
         await LoadViewAsync();
         var id = Id;
-        _subscription = Feed.Watch(id, 0, async (batch, _) =>
+        if (!RendererInfo.IsInteractive)
+            return; // prerendering: the header and steps now; the events once the circuit is up (read once, not twice)
+        await LoadHistoryAsync(id);
+        _subscription = Feed.Watch(id, LastSeq, async (batch, _) =>
         {
             await InvokeAsync(() => OnEventsAsync(id, batch));
             return !_disposed;
         });
+    }
+
+    /// <summary>
+    /// What the run has recorded so far, in one read of the database before the first render (a finished run of 100,000
+    /// lines opens at its tail at once); the feed then hands over what comes after it.
+    /// </summary>
+    private async Task LoadHistoryAsync(Guid id)
+    {
+        if (_missing)
+            return;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await using var scope = Scopes.CreateAsyncScope();
+        var rows = scope.ServiceProvider.GetRequiredService<ExecutionService>().RecordsAsync(id);
+        var batch = new List<ExecutionEventRecord>(ExecutionFeed.Page);
+        await foreach (var row in rows)
+        {
+            batch.Add(row);
+            if (batch.Count == ExecutionFeed.Page)
+            {
+                Received(batch);
+                batch.Clear();
+            }
+        }
+        Received(batch);
+        Log.LogDebug("Execution page: read {Events} events of {ExecutionId} in {Ms} ms", _lastSeq, id, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        if (_history.Count > 0)
+            await LoadViewAsync(); // the row as of the last event read
     }
 
     /// <summary>New events, in order, each once: output re-renders soon; a state change reloads the execution's row at once.</summary>
@@ -46,7 +77,7 @@ public sealed partial class ExecutionPage
     {
         if (id != Id || _disposed)
             return;
-        Received(batch.Select(ExecutionService.ToView).ToList());
+        Received(batch);
         if (batch.All(e => e.Kind == EventKinds.StepOutput))
         {
             Changed(now: false);

@@ -57,7 +57,7 @@ public sealed partial class ExecutionPage
     private long LastSeq => _lastSeq;
 
     /// <summary>New events, in seq order: output goes to the log, the rest to the history the timeline is read from.</summary>
-    private void Received(IReadOnlyList<EventView> events)
+    private void Received(IEnumerable<ExecutionEventRecord> events)
     {
         foreach (var e in events)
         {
@@ -67,7 +67,7 @@ public sealed partial class ExecutionPage
             if (LogLine.Of(e) is { } line)
                 _log.Add(line);
             else
-                _history.Add(e);
+                _history.Add(ExecutionService.ToView(e));
         }
     }
 

@@ -677,6 +677,10 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
         return rows.Select(ToView).ToList();
     }
 
+    /// <summary>Every event the run has recorded, in seq order, read in one query as it is consumed.</summary>
+    public IAsyncEnumerable<ExecutionEventRecord> RecordsAsync(Guid id) =>
+        db.ExecutionEvents.AsNoTracking().Where(ev => ev.ExecutionId == id).OrderBy(ev => ev.Seq).AsAsyncEnumerable();
+
     /// <summary>Whether <paramref name="stepId"/> names a step of the execution, or the rollback of one ("&lt;id&gt;.rollback").</summary>
     public Task<bool> HasStepAsync(Guid id, string stepId, CancellationToken ct = default)
     {
