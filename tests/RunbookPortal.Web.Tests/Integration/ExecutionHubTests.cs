@@ -85,6 +85,69 @@ public sealed class ExecutionHubTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// SubscribeBatches: the same events as the events route, as arrays, in order and once — from the start, and on a
+    /// second connection after a seq in the middle of a chatty run while it runs.
+    /// </summary>
+    [Fact]
+    public async Task BatchedClients_GetEveryEventOnce_InOrder_AsArrays_FromAnySeq()
+    {
+        var name = $"hub-batch-{Guid.NewGuid():N}"[..24];
+        var admin = Api(_portal.AdminToken);
+        await ExecutionApiTests.PublishAsync(_portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{name}}}
+            title: Batches
+            type: maintenance
+            steps:
+              - id: chatty
+                action: shell
+                run: for i in $(seq 1 40); do seq -f "line $i.%g" 1 250; sleep 0.02; done
+              - id: last
+                action: shell
+                run: echo done
+            """, name);
+        var id = await ExecutionApiTests.StartAsync(admin, name, new { });
+
+        async Task<(List<HubEvent> Seen, int Messages)> FollowAsync(long after)
+        {
+            var seen = new List<HubEvent>();
+            var messages = 0;
+            var end = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            await using var hub = HubClient.Connect(_address, _portal.AdminToken);
+            hub.On<HubEvent>("ExecutionEvent", _ => end.TrySetException(new InvalidOperationException("a single event on a batched subscription")));
+            hub.On<HubEvent[]>("ExecutionEvents", batch =>
+            {
+                lock (seen)
+                {
+                    messages++;
+                    seen.AddRange(batch);
+                    if (batch.Any(e => e.Kind == EventKinds.ExecutionFinished))
+                        end.TrySetResult();
+                }
+            });
+            await hub.StartAsync();
+            await hub.InvokeAsync("SubscribeBatches", id, after);
+            await end.Task.WaitAsync(TimeSpan.FromSeconds(90));
+            lock (seen)
+                return ([.. seen], messages);
+        }
+
+        var fromStart = FollowAsync(0);
+        var middle = FollowAsync(3000); // while the run goes on: before seq 3000 exists, or after
+
+        var (all, messages) = await fromStart;
+        var (rest, _) = await middle;
+
+        var events = await AllEventsAsync(admin, id);
+        Assert.True(events.Count > 10_000, $"only {events.Count} events");
+        Assert.Equal(events.Select(e => e.GetProperty("seq").GetInt64()), all.Select(e => e.Seq));
+        Assert.Equal(events.Select(e => e.GetProperty("data").GetRawText()), all.Select(e => e.Data.GetRawText()));
+        Assert.Equal(events.Select(e => e.GetProperty("seq").GetInt64()).Where(s => s > 3000), rest.Select(e => e.Seq));
+        Assert.All(all, e => Assert.Equal(id, e.ExecutionId));
+        Assert.True(messages < events.Count / 5, $"{messages} messages for {events.Count} events: they were not batched");
+    }
+
+    /// <summary>
     /// Follows a run to its end, taking <paramref name="every"/> events per connection: then it hangs up (what came after
     /// them is not taken) and subscribes again on a new connection after the last one it took.
     /// </summary>
@@ -240,6 +303,9 @@ public sealed class ExecutionHubTests : IAsyncLifetime
             await nobody.StartAsync();
             var refused = await Assert.ThrowsAsync<HubException>(() => nobody.InvokeAsync("Subscribe", id, 0L));
             Assert.Contains("no role", refused.Message, StringComparison.Ordinal);
+            refused = await Assert.ThrowsAsync<HubException>(() => nobody.InvokeAsync("SubscribeBatches", id, 0L));
+            Assert.Contains("no role", refused.Message, StringComparison.Ordinal);
+            nobody.On<HubEvent[]>("ExecutionEvents", _ => Interlocked.Increment(ref sent));
             refused = await Assert.ThrowsAsync<HubException>(() => nobody.InvokeAsync("SubscribeAll"));
             Assert.Contains("no role", refused.Message, StringComparison.Ordinal);
             await ExecutionApiTests.WaitForEndAsync(Api(_portal.AdminToken), id);

@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using RunbookPortal.Engine.Execution;
 using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Features.Account;
@@ -31,12 +34,18 @@ public sealed class ExecutionHub(ExecutionHubWatchers watchers, PortalDbContext 
 
     public async Task Subscribe(Guid executionId, long afterSeq)
     {
-        await RequireRoleAsync();
-        if (afterSeq < 0)
-            throw new HubException("afterSeq must be 0 (from the start) or the last seq received.");
-        if (!await db.Executions.AnyAsync(e => e.Id == executionId, Context.ConnectionAborted))
-            throw new HubException("There is no such execution.");
-        await watchers.WatchAsync(Context, executionId, afterSeq);
+        await RequireWatchableAsync(executionId, afterSeq);
+        await watchers.WatchAsync(Context, executionId, afterSeq, batched: false);
+    }
+
+    /// <summary>
+    /// As <see cref="Subscribe"/>, but the events come as arrays (<c>ExecutionEvents</c>, each element the shape of
+    /// the events route), as many at a time as are ready: for watchers of chatty runs (thousands of lines a second).
+    /// </summary>
+    public async Task SubscribeBatches(Guid executionId, long afterSeq)
+    {
+        await RequireWatchableAsync(executionId, afterSeq);
+        await watchers.WatchAsync(Context, executionId, afterSeq, batched: true);
     }
 
     public Task Unsubscribe(Guid executionId) => watchers.UnwatchAsync(Context.ConnectionId, executionId);
@@ -48,6 +57,15 @@ public sealed class ExecutionHub(ExecutionHubWatchers watchers, PortalDbContext 
     }
 
     public override Task OnDisconnectedAsync(Exception? exception) => watchers.DropAsync(Context.ConnectionId);
+
+    private async Task RequireWatchableAsync(Guid executionId, long afterSeq)
+    {
+        await RequireRoleAsync();
+        if (afterSeq < 0)
+            throw new HubException("afterSeq must be 0 (from the start) or the last seq received.");
+        if (!await db.Executions.AnyAsync(e => e.Id == executionId, Context.ConnectionAborted))
+            throw new HubException("There is no such execution.");
+    }
 
     private async Task RequireRoleAsync()
     {
@@ -82,7 +100,8 @@ public sealed class ExecutionHubConnections(ILogger<DefaultHubLifetimeManager<Ex
 
 /// <summary>What each hub connection watches, and the sending to it: one pump per subscription, at the client's pace.</summary>
 public sealed class ExecutionHubWatchers(
-    ExecutionFeed feed, ExecutionNotifier notifier, IHubContext<ExecutionHub> hub, ExecutionHubConnections connections, ILogger<ExecutionHubWatchers> log)
+    ExecutionFeed feed, ExecutionNotifier notifier, IHubContext<ExecutionHub> hub, ExecutionHubConnections connections,
+    IOptions<JsonHubProtocolOptions> protocol, ILogger<ExecutionHubWatchers> log)
 {
     /// <summary>State changes of every execution waiting for one <c>SubscribeAll</c> client beyond which it is dropped.</summary>
     public const int MaxQueuedChanges = 1000;
@@ -95,7 +114,10 @@ public sealed class ExecutionHubWatchers(
     /// <summary>An event as the message <c>ExecutionEvent</c>, serialized once however many clients it is sent to.</summary>
     private readonly ConditionalWeakTable<ExecutionEventRecord, SerializedHubMessage> _messages = new();
 
-    public async Task WatchAsync(HubCallerContext context, Guid executionId, long afterSeq)
+    /// <summary>An event's JSON (the hub protocol's), made once however many batches it goes out in.</summary>
+    private readonly ConditionalWeakTable<ExecutionEventRecord, byte[]> _json = new();
+
+    public async Task WatchAsync(HubCallerContext context, Guid executionId, long afterSeq, bool batched)
     {
         var connection = _connections.GetOrAdd(context.ConnectionId, _ => new Connection(context));
         var client = hub.Clients.Client(context.ConnectionId);
@@ -103,6 +125,24 @@ public sealed class ExecutionHubWatchers(
         var watch = feed.Watch(executionId, afterSeq,
             async (batch, ct) =>
             {
+                if (batched)
+                {
+                    // One message for the batch, made of each event's JSON as serialized once for every watcher.
+                    var message = new Microsoft.AspNetCore.SignalR.Protocol.InvocationMessage("ExecutionEvents", [new RawEvents(batch.Select(Json).ToList())]);
+                    var sent = writer.WriteAsync(message, ct);
+                    if (sent.IsCompletedSuccessfully)
+                        return true;
+                    try
+                    {
+                        await sent.AsTask().WaitAsync(StallLimit, ct).ConfigureAwait(false);
+                        return true;
+                    }
+                    catch (TimeoutException)
+                    {
+                        await DropBehindAsync(context, executionId, batch[0].Seq - 1, "stopped reading").ConfigureAwait(false);
+                        return false;
+                    }
+                }
                 foreach (var record in batch)
                 {
                     // A write waits while the client's buffers are full: a client that stops reading is dropped, not waited for.
@@ -236,6 +276,9 @@ public sealed class ExecutionHubWatchers(
     private SerializedHubMessage Message(ExecutionEventRecord record) =>
         _messages.GetValue(record, r => new SerializedHubMessage(new Microsoft.AspNetCore.SignalR.Protocol.InvocationMessage("ExecutionEvent", [View(r)])));
 
+    private byte[] Json(ExecutionEventRecord record) =>
+        _json.GetValue(record, r => JsonSerializer.SerializeToUtf8Bytes(View(r), protocol.Value.PayloadSerializerOptions));
+
     /// <summary>Told to a client that fell behind, before it is disconnected.</summary>
     public sealed record CatchUp(Guid? ExecutionId, long? AfterSeq, string Reason);
 
@@ -246,5 +289,23 @@ public sealed class ExecutionHubWatchers(
         public IDisposable? All { get; set; }
         public Task AllPump { get; set; } = Task.CompletedTask;
         public CancellationTokenSource Stopped { get; } = new();
+    }
+}
+
+/// <summary>Events already serialized (each the shape of the events route), written out as one JSON array.</summary>
+[JsonConverter(typeof(RawEventsConverter))]
+public sealed record RawEvents(IReadOnlyList<byte[]> Events);
+
+public sealed class RawEventsConverter : JsonConverter<RawEvents>
+{
+    public override RawEvents Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        throw new NotSupportedException("Batches of events are only sent.");
+
+    public override void Write(Utf8JsonWriter writer, RawEvents value, JsonSerializerOptions options)
+    {
+        writer.WriteStartArray();
+        foreach (var json in value.Events)
+            writer.WriteRawValue(json, skipInputValidation: true);
+        writer.WriteEndArray();
     }
 }
