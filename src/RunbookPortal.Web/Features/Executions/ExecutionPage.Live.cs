@@ -36,7 +36,13 @@ public sealed partial class ExecutionPage
         await LoadViewAsync();
         var id = Id;
         if (!RendererInfo.IsInteractive)
-            return; // prerendering: the header and steps now; the events once the circuit is up (read once, not twice)
+        {
+            // Prerendering: the header, the steps and the log's tail now (the page opens showing the latest lines);
+            // all of it once the circuit is up.
+            if (!_missing)
+                Received(await Scopes.InScopeAsync<ExecutionService, List<ExecutionEventRecord>>(s => s.TailAsync(id, LogView.PrerenderedLines)));
+            return;
+        }
         await LoadHistoryAsync(id);
         _subscription = Feed.Watch(id, LastSeq, async (batch, _) =>
         {

@@ -681,6 +681,20 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
     public IAsyncEnumerable<ExecutionEventRecord> RecordsAsync(Guid id) =>
         db.ExecutionEvents.AsNoTracking().Where(ev => ev.ExecutionId == id).OrderBy(ev => ev.Seq).AsAsyncEnumerable();
 
+    /// <summary>
+    /// What a page shows before it is interactive: every event but output, and the last <paramref name="lines"/>
+    /// output lines, in seq order (two small reads, however long the log).
+    /// </summary>
+    public async Task<List<ExecutionEventRecord>> TailAsync(Guid id, int lines, CancellationToken ct = default)
+    {
+        var rest = await db.ExecutionEvents.AsNoTracking()
+            .Where(ev => ev.ExecutionId == id && ev.Kind != EventKinds.StepOutput && ev.Kind != EventKinds.StepOutputTruncated).ToListAsync(ct);
+        var tail = await db.ExecutionEvents.AsNoTracking()
+            .Where(ev => ev.ExecutionId == id && (ev.Kind == EventKinds.StepOutput || ev.Kind == EventKinds.StepOutputTruncated))
+            .OrderByDescending(ev => ev.Seq).Take(lines).ToListAsync(ct);
+        return [.. rest.Concat(tail).OrderBy(ev => ev.Seq)];
+    }
+
     /// <summary>Whether <paramref name="stepId"/> names a step of the execution, or the rollback of one ("&lt;id&gt;.rollback").</summary>
     public Task<bool> HasStepAsync(Guid id, string stepId, CancellationToken ct = default)
     {

@@ -31,6 +31,9 @@ public sealed partial class LogView
 
     public const int RowHeight = 20;
 
+    /// <summary>The lines a page shows before it is interactive: as many as the view holds.</summary>
+    public const int PrerenderedLines = 28;
+
     private ElementReference _scroller;
     private DotNetObjectReference<LogView>? _self;
     private bool _attached;
