@@ -72,7 +72,17 @@ public sealed partial class RunningNow
             var wait = MinReloadInterval - Time.GetElapsedTime(Volatile.Read(ref _lastLoad));
             if (wait > TimeSpan.Zero)
                 await Task.Delay(wait, Time, _stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // disposed meanwhile
+        }
+        finally
+        {
             Volatile.Write(ref _reloadPending, 0); // a change from here on asks for another read
+        }
+        try
+        {
             await InvokeAsync(async () =>
             {
                 if (_disposed)
@@ -81,13 +91,13 @@ public sealed partial class RunningNow
                 StateHasChanged();
             });
         }
+        catch (Exception) when (!_disposed)
+        {
+            // The store did not answer this time: the board keeps what it showed, and the next change or the safety reload reads again.
+        }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
             // Disposed meanwhile.
-        }
-        finally
-        {
-            Volatile.Write(ref _reloadPending, 0);
         }
     }
 
