@@ -164,4 +164,30 @@ public sealed class RunningNowComponentTests : PortalBunitContext
         Assert.Equal("Step deploy", Text(cut.Find("[data-testid=failure-step]")));
         Assert.Equal("exit code 3", Text(cut.Find("[data-testid=failure-reason]")));
     }
+
+    [Fact]
+    public void TheDashboard_ShowsRunningNow_AboveWhatToDoNext_ToSomeoneWithARole()
+    {
+        SignInAs("op@portal.test", "Operator");
+        var cut = RenderWithAuth<RunbookPortal.Web.Features.Home.HomePage>();
+
+        cut.WaitForAssertion(() => Assert.Equal("Nothing is running right now.", cut.Find("[data-testid=running-now] [data-testid=running-empty]").TextContent));
+        Assert.Equal(["Running now", "What to do next"], cut.FindAll("h2").Select(h => h.TextContent.Trim()));
+        Assert.Equal(["In progress", "Failed in the last 24 hours"], cut.FindAll("h3").Select(h => h.TextContent.Trim()));
+        Assert.True(cut.Markup.IndexOf("data-testid=\"running-now\"", StringComparison.Ordinal) < cut.Markup.IndexOf("data-testid=\"next-steps\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task TheDashboard_ShowsNothingOfRunningNow_ToSomeoneWithoutARole()
+    {
+        SignInAs("nobody@portal.test");
+        await SaveAsync(Run("web-deploy", ExecutionStatus.Running, Now, current: "deploy"));
+        var cut = RenderWithAuth<RunbookPortal.Web.Features.Home.HomePage>();
+
+        cut.WaitForAssertion(() => Assert.Contains("without a role", cut.Markup));
+        Assert.Empty(cut.FindAll("[data-testid=running-now]"));
+        Assert.Empty(cut.FindAll("[data-testid=recent-failures]"));
+        Assert.DoesNotContain("Running now", cut.Markup);
+        Assert.DoesNotContain("web-deploy", cut.Markup);
+    }
 }
