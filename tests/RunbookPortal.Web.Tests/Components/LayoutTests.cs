@@ -80,7 +80,17 @@ public sealed class LayoutTests : PortalBunitContext
         SignInAs("op@portal.test", "Operator");
         var cut = RenderWithAuth<NavMenu>();
 
-        Assert.Equal(["Dashboard", "Runbooks", "Executions", "Approvals"], LinkTexts(cut));
+        Assert.Equal(["Dashboard", "Runbooks", "Executions", "Running now", "Approvals"], LinkTexts(cut));
+    }
+
+    [Fact]
+    public void Navigation_ForSomeoneWithoutARole_HasNoRunningNowLink()
+    {
+        SignInAs("nobody@portal.test");
+        var cut = RenderWithAuth<NavMenu>();
+
+        Assert.DoesNotContain("Running now", LinkTexts(cut));
+        Assert.Empty(cut.FindAll("[data-testid=nav-running]"));
     }
 
     [Fact]
@@ -89,7 +99,7 @@ public sealed class LayoutTests : PortalBunitContext
         SignInAs("aud@portal.test", "Auditor");
         var cut = RenderWithAuth<NavMenu>();
 
-        Assert.Equal(["Dashboard", "Runbooks", "Executions", "Approvals", "Audit"], LinkTexts(cut));
+        Assert.Equal(["Dashboard", "Runbooks", "Executions", "Running now", "Approvals", "Audit"], LinkTexts(cut));
     }
 
     [Fact]
@@ -98,7 +108,7 @@ public sealed class LayoutTests : PortalBunitContext
         SignInAs("admin@portal.test", "Admin");
         var cut = RenderWithAuth<NavMenu>();
 
-        Assert.Equal(["Dashboard", "Runbooks", "Executions", "Approvals", "Audit", "Users", "API tokens"], LinkTexts(cut));
+        Assert.Equal(["Dashboard", "Runbooks", "Executions", "Running now", "Approvals", "Audit", "Users", "API tokens"], LinkTexts(cut));
         Assert.Contains("Admin", cut.Find(".mud-nav-group").TextContent);
         Assert.Equal("/admin/users", cut.FindAll("a.mud-nav-link").Single(a => a.TextContent.Trim() == "Users").GetAttribute("href"));
     }

@@ -48,6 +48,11 @@ public static class ExecutionEndpoints
             })
             .WithSummary($"Executions, newest first; filters: status, runbook, requestedBy, from, to; paging (page from 0, pageSize 1–{Paging.MaxPageSize}, default 50).");
 
+        executions.MapGet("/running", async (RunningNowQuery running, CancellationToken ct) => Results.Ok(await running.GetAsync(ct)))
+            .WithSummary($"What runs now: every execution that has not ended (queued, running, rolling back, awaiting approval, waiting for input), newest first "
+                         + $"(at most {RunningNowQuery.MaxActive}; activeTotal counts them all), with its current step and approval; and the failed or interrupted ones "
+                         + $"of the last 24 hours (at most {RunningNowQuery.MaxFailures}), with their failed step and reason. Parameters are not included.");
+
         executions.MapGet("/{id:guid}", async (Guid id, ExecutionService svc, CancellationToken ct) =>
                 await svc.GetAsync(id, ct) is { } e ? Results.Ok(e) : NotFound())
             .WithSummary("One execution with its steps; secret parameters are masked.");

@@ -41,6 +41,7 @@ public static class ExecutionExtensions
         AddEventBridge(builder);
         services.AddSingleton<RunningExecutions>();
         services.AddScoped<ExecutionService>();
+        services.AddScoped<RunningNowQuery>();
         services.AddSingleton<ExecutionWorker>();
         services.AddHostedService(sp => sp.GetRequiredService<ExecutionWorker>());
         AddRunner(services);
