@@ -245,6 +245,23 @@ public sealed class ExecutionTimelineComponentTests : PortalBunitContext
         Assert.Equal("ansi-fg-33", stderr.QuerySelectorAll(".rbp-output span")[1].GetAttribute("class"));
     }
 
+    /// <summary>Prerendered (before the circuit is up), a long log is its last lines only, as text, without the virtualizer.</summary>
+    [Fact]
+    public void LogView_Prerendered_ShowsOnlyTheLastLines_AsText()
+    {
+        RenderAs(new Microsoft.AspNetCore.Components.RendererInfo("Static", isInteractive: false));
+        var texts = Enumerable.Range(1, 500).Select(i => i == 500 ? "<b>last</b>" : $"line {i}").ToArray();
+
+        var cut = Render<LogView>(p => p.Add(c => c.Lines, Lines(texts)));
+
+        var rows = cut.FindAll(".rbp-log-tail .rbp-log-line");
+        Assert.Equal(LogView.PrerenderedLines, rows.Count);
+        Assert.Equal($"line {500 - LogView.PrerenderedLines + 1}", rows[0].TextContent.Trim());
+        Assert.Equal("<b>last</b>", rows[^1].TextContent.Trim());
+        Assert.Empty(cut.FindAll("b"));
+        Assert.Equal("500", cut.Find("[data-testid=log-lines]").GetAttribute("data-count"));
+    }
+
     [Fact]
     public void LogView_TimestampsToggle_ShowsEachLinesTime()
     {

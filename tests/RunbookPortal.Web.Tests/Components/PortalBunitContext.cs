@@ -32,6 +32,34 @@ public abstract class PortalBunitContext : BunitContext, IAsyncLifetime
         Services.AddTransient<IAuthorizationService, DefaultAuthorizationService>();
     }
 
+    private Microsoft.AspNetCore.Components.RendererInfo _rendererInfo = new("Server", isInteractive: true);
+    private bool _rendererInfoSet;
+
+    /// <summary>How the components under test are rendered: in the portal's circuit unless a test says prerendered.</summary>
+    protected void RenderAs(Microsoft.AspNetCore.Components.RendererInfo info) => _rendererInfo = info;
+
+    // The renderer exists only once the services are all registered (the first render): its info is set then.
+    private void EnsureRendererInfo()
+    {
+        if (_rendererInfoSet)
+            return;
+        _rendererInfoSet = true;
+        SetRendererInfo(_rendererInfo);
+    }
+
+    public new IRenderedComponent<TComponent> Render<TComponent>(Action<ComponentParameterCollectionBuilder<TComponent>>? parameterBuilder = null)
+        where TComponent : Microsoft.AspNetCore.Components.IComponent
+    {
+        EnsureRendererInfo();
+        return base.Render(parameterBuilder);
+    }
+
+    public new IRenderedComponent<Microsoft.AspNetCore.Components.IComponent> Render(Microsoft.AspNetCore.Components.RenderFragment renderFragment)
+    {
+        EnsureRendererInfo();
+        return base.Render(renderFragment);
+    }
+
     private SqliteTestDatabase? _store;
 
     Task IAsyncLifetime.InitializeAsync() => Task.CompletedTask;

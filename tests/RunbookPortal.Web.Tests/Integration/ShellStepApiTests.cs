@@ -136,6 +136,12 @@ public abstract class ShellStepApiTests(PortalFixture fixture)
         var (operatorClient, operatorEmail, _) = await Portal.CreateUserAsync("operator", "Operator");
         var id = await StartAsync(operatorClient, name, new { });
         await WaitForAsync(Admin, id, e => e.GetProperty("steps")[2].GetProperty("status").GetString() == "Running");
+        var printed = DateTime.UtcNow.AddSeconds(30);
+        while (!(await EventsAsync(Admin, id)).Any(e => Text(e) == "started")) // running is not yet printed: cancel once it printed
+        {
+            Assert.True(DateTime.UtcNow < printed, "the step 'long' did not print");
+            await Task.Delay(50);
+        }
 
         Assert.Equal(HttpStatusCode.OK, (await operatorClient.PostAsJsonAsync($"/api/executions/{id}/cancel", new { rollback = true })).StatusCode);
         var rolling = await WaitForAsync(Admin, id, e => e.GetProperty("status").GetString() == "RollingBack"
