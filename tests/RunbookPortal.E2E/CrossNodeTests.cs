@@ -1,3 +1,4 @@
+using RunbookPortal.Web.Tests.Infrastructure;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
@@ -33,11 +34,11 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
         var folderB = Directory.CreateTempSubdirectory("rbp-e2e-node-b-").FullName;
         await File.WriteAllTextAsync(gate1, "");
         await File.WriteAllTextAsync(gate2, "");
-        PortalNode? nodeA = null, nodeB = null;
+        PortalNodeProcess? nodeA = null, nodeB = null;
         IBrowserContext? context = null;
         try
         {
-            nodeA = await PortalNode.StartAsync(Portal.RepoRoot, new Dictionary<string, string>
+            nodeA = await PortalNodeProcess.StartAsync(new Dictionary<string, string>
             {
                 ["Database:Provider"] = "Postgres",
                 ["ConnectionStrings:Postgres"] = database.ConnectionString,
@@ -47,7 +48,7 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
                 ["Bootstrap:ApiToken"] = token,
                 ["Engine:NodeId"] = "node-a",
             });
-            using var admin = new HttpClient { BaseAddress = nodeA.BaseUrl, Timeout = TimeSpan.FromSeconds(30) };
+            using var admin = new HttpClient { BaseAddress = nodeA.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
             admin.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
 
             // ---- Published on node A: the admin writes and submits it, a second author approves it.
@@ -79,7 +80,7 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
                 await ExpectStatusAsync(created, HttpStatusCode.Created, "POST /api/runbooks on node A");
             using (var submitted = await admin.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/submit", new { }))
                 await ExpectStatusAsync(submitted, HttpStatusCode.OK, "submit v1");
-            using (var approver = new HttpClient { BaseAddress = nodeA.BaseUrl })
+            using (var approver = new HttpClient { BaseAddress = nodeA.BaseAddress })
             {
                 approver.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", reviewerToken);
                 using var approved = await approver.PostAsJsonAsync($"/api/runbooks/{name}/versions/1/approve", new { });
@@ -97,7 +98,7 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
             await WaitForAsync(admin, id, e => e.GetProperty("currentStepId").GetString() == "count", "node A runs the step 'count'");
 
             // ---- Node B: the run is A's (leased), and B reads nothing on a timer; only A's notifications can tell it.
-            nodeB = await PortalNode.StartAsync(Portal.RepoRoot, new Dictionary<string, string>
+            nodeB = await PortalNodeProcess.StartAsync(new Dictionary<string, string>
             {
                 ["Database:Provider"] = "Postgres",
                 ["ConnectionStrings:Postgres"] = database.ConnectionString,
@@ -112,7 +113,7 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
             // ---- The execution page on node B, signed in there.
             context = await Portal.Browser.NewContextAsync(new BrowserNewContextOptions
             {
-                BaseURL = nodeB.BaseUrl.ToString(),
+                BaseURL = nodeB.BaseAddress.ToString(),
                 ViewportSize = new ViewportSize { Width = 1366, Height = 900 },
                 Locale = "en-US",
                 TimezoneId = "UTC",
@@ -123,11 +124,11 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
             page.PageError += (_, e) => Output.WriteLine($"node B page error: {e}");
             await page.GotoAsync("/account/login");
             await SubmitSignInAsync(PortalProcess.AdminEmail, password, page);
-            await Expect(page, "signing in on node B opens its dashboard").ToHaveURLAsync(nodeB.BaseUrl.ToString());
+            await Expect(page, "signing in on node B opens its dashboard").ToHaveURLAsync(nodeB.BaseAddress.ToString());
             await page.GotoAsync($"/executions/{id}");
             var h1 = page.Locator("h1").Filter(new() { HasText = $"{name} v1" });
             await Expect(h1).ToBeVisibleAsync();
-            await Expect(h1, "the circuit on node B is interactive").ToBeFocusedAsync();
+            await Expect(h1, "the circuit on node B is interactive").ToBeFocusedAsync(new() { Timeout = 30_000 }); // a node just started: its first circuit is slow
             await page.EvaluateAsync("() => { window.__rbpE2eDocument = true; }");
 
             var status = page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
