@@ -129,39 +129,32 @@ public sealed class ExecutionHubWatchers(
                 {
                     // One message for the batch, made of each event's JSON as serialized once for every watcher.
                     var message = new Microsoft.AspNetCore.SignalR.Protocol.InvocationMessage("ExecutionEvents", [new RawEvents(batch.Select(Json).ToList())]);
-                    var sent = writer.WriteAsync(message, ct);
-                    if (sent.IsCompletedSuccessfully)
-                        return true;
-                    try
-                    {
-                        await sent.AsTask().WaitAsync(StallLimit, ct).ConfigureAwait(false);
-                        return true;
-                    }
-                    catch (TimeoutException)
-                    {
-                        await DropBehindAsync(context, executionId, batch[0].Seq - 1, "stopped reading").ConfigureAwait(false);
-                        return false;
-                    }
+                    return await SentAsync(writer.WriteAsync(message, ct), batch[0].Seq - 1, ct).ConfigureAwait(false);
                 }
                 foreach (var record in batch)
                 {
-                    // A write waits while the client's buffers are full: a client that stops reading is dropped, not waited for.
-                    var write = writer.WriteAsync(Message(record), ct);
-                    if (write.IsCompletedSuccessfully)
-                        continue;
-                    try
-                    {
-                        await write.AsTask().WaitAsync(StallLimit, ct).ConfigureAwait(false);
-                    }
-                    catch (TimeoutException)
-                    {
-                        await DropBehindAsync(context, executionId, record.Seq - 1, "stopped reading").ConfigureAwait(false);
+                    if (!await SentAsync(writer.WriteAsync(Message(record), ct), record.Seq - 1, ct).ConfigureAwait(false))
                         return false;
-                    }
                 }
                 return true;
             },
             last => DropBehindAsync(context, executionId, last, "fell behind"));
+        // A write waits while the client's buffers are full: a client that stops reading is dropped, not waited for.
+        async ValueTask<bool> SentAsync(ValueTask write, long before, CancellationToken ct)
+        {
+            if (write.IsCompletedSuccessfully)
+                return true;
+            try
+            {
+                await write.AsTask().WaitAsync(StallLimit, ct).ConfigureAwait(false);
+                return true;
+            }
+            catch (TimeoutException)
+            {
+                await DropBehindAsync(context, executionId, before, "stopped reading").ConfigureAwait(false);
+                return false;
+            }
+        }
         IAsyncDisposable? replaced;
         lock (connection)
         {

@@ -19,7 +19,6 @@ namespace RunbookPortal.Web.Features.Executions;
 public sealed partial class ExecutionPage
 {
     [Inject] private ExecutionFeed Feed { get; set; } = default!;
-    [Inject] private ILogger<ExecutionPage> Log { get; set; } = default!;
 
     private IAsyncDisposable? _subscription;
     private bool _renderDue;
@@ -59,7 +58,6 @@ public sealed partial class ExecutionPage
     {
         if (_missing)
             return;
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         await using var scope = Scopes.CreateAsyncScope();
         var rows = scope.ServiceProvider.GetRequiredService<ExecutionService>().RecordsAsync(id);
         var batch = new List<ExecutionEventRecord>(ExecutionFeed.Page);
@@ -73,9 +71,7 @@ public sealed partial class ExecutionPage
             }
         }
         Received(batch);
-        Log.LogDebug("Execution page: read {Events} events of {ExecutionId} in {Ms} ms", _lastSeq, id, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-        if (_history.Count > 0)
-            await LoadViewAsync(); // the row as of the last event read
+        await LoadViewAsync(); // the row as of the last event read (it was read before them)
     }
 
     /// <summary>New events, in order, each once: output re-renders soon; a state change reloads the execution's row at once.</summary>
