@@ -136,7 +136,7 @@ public sealed class TakeoverTests
 
             await using var survivor = new PortalFactory(TestDatabase.Shared(database), Node("node-survives", bootstrap: false));
             var client = survivor.CreateClient(token);
-            await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Interrupted", seconds: 30);
+            await ExecutionApiTests.WaitForAsync(client, id, e => e.GetProperty("status").GetString() == "Interrupted", seconds: 60); // lease 6 s, then the next claim pass of a node that just started
             var interruptedAt = (await ExecutionApiTests.EventsAsync(client, id))
                 .Single(e => e.GetProperty("kind").GetString() == "execution_interrupted").GetProperty("at").GetDateTime().ToUniversalTime();
 
