@@ -21,7 +21,10 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
     private const string RunbookName = "e2e-restart-web";
     private const string RunbookTitle = "Restart web tier";
 
-    private const string RunbookYaml = """
+    /// <summary>The restart step prints its first batch, then waits for this file, which the test writes once the page has shown that batch.</summary>
+    private readonly string _nextBatches = $"/tmp/rbp-e2e-batches-{Guid.NewGuid():N}";
+
+    private string RunbookYaml => $$$"""
         apiVersion: runbooks/v1
         name: e2e-restart-web
         title: Restart web tier
@@ -41,7 +44,8 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
           - id: restart
             name: Restart batches
             action: shell
-            run: for i in 1 2 3; do echo "batch $i done"; sleep 0.3; done
+            timeout: 2m
+            run: echo "batch 1 done"; while [ ! -e {{{_nextBatches}}} ]; do sleep 0.05; done; for i in 2 3; do echo "batch $i done"; sleep 0.3; done
 
         """;
 
@@ -151,7 +155,15 @@ public sealed class ExecutionTests(PortalProcess portal, ITestOutputHelper outpu
         var status = Page.Locator("h1").Locator("xpath=..").Locator("[data-status]");
         await Expect(timeline, "output appears while the run goes on").ToContainTextAsync("batch 1 done");
         await ScreenshotAsync("execution-live.png");
-        await Expect(timeline, "the last batch appears without a reload").ToContainTextAsync("batch 3 done");
+        await File.WriteAllTextAsync(_nextBatches, "go");
+        try
+        {
+            await Expect(timeline, "the last batch appears without a reload").ToContainTextAsync("batch 3 done");
+        }
+        finally
+        {
+            File.Delete(_nextBatches);
+        }
         await Expect(status, "the run succeeds and the chip says so without a reload").ToHaveAttributeAsync("data-status", "Succeeded");
         await Expect(status).ToHaveTextAsync("Succeeded");
 
