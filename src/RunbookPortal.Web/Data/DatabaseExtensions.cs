@@ -5,6 +5,7 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
+using RunbookPortal.Web.Features.Executions;
 
 namespace RunbookPortal.Web.Data;
 
@@ -25,7 +26,7 @@ public static class DatabaseExtensions
                 var pg = builder.Configuration.GetConnectionString("Postgres");
                 if (string.IsNullOrWhiteSpace(pg))
                     throw new StartupException("Database:Provider is Postgres but ConnectionStrings:Postgres is not set. Set it, for example ConnectionStrings__Postgres=\"Host=db;Database=runbookportal;Username=...;Password=...\".");
-                builder.Services.AddDbContext<PortalDbContext, PostgresPortalDbContext>(o => o.UseNpgsql(WithPoolLimit(pg)));
+                builder.Services.AddDbContext<PortalDbContext, PostgresPortalDbContext>(o => o.UseNpgsql(ForNodes(pg, builder.Configuration)));
                 break;
             default:
                 throw new StartupException($"Database:Provider '{options.Provider}' is not supported; use Sqlite or Postgres.");
@@ -38,14 +39,28 @@ public static class DatabaseExtensions
     }
 
     /// <summary>
-    /// A node keeps well below PostgreSQL's default 100 connections (so several nodes fit) unless the connection
-    /// string says otherwise; beyond it, work waits for a connection instead of failing.
+    /// The settings every node's PostgreSQL sessions need, unless the connection string says otherwise:
+    /// <list type="bullet">
+    /// <item>A node keeps well below PostgreSQL's default 100 connections (so several nodes fit); beyond it, work
+    /// waits for a connection instead of failing.</item>
+    /// <item>The server ends a session that sits in an open transaction for a third of the lease
+    /// (<c>idle_in_transaction_session_timeout</c>): a node cut off from the database in the middle of a transaction
+    /// (its claim pass holds the claim lock, its journal a run's row) would otherwise hold those locks until TCP gives
+    /// up, hours later, and every other node's claim pass would wait on them instead of taking its runs over. The
+    /// portal's own transactions last milliseconds.</item>
+    /// </list>
     /// </summary>
-    private static string WithPoolLimit(string connectionString)
+    private static string ForNodes(string connectionString, IConfiguration configuration)
     {
         var csb = new NpgsqlConnectionStringBuilder(connectionString);
         if (!connectionString.Contains("Maximum Pool Size", StringComparison.OrdinalIgnoreCase) && !connectionString.Contains("Max Pool Size", StringComparison.OrdinalIgnoreCase))
             csb.MaxPoolSize = 30;
+        if (csb.Options?.Contains("idle_in_transaction_session_timeout", StringComparison.OrdinalIgnoreCase) != true)
+        {
+            var lease = configuration.GetSection(EngineOptions.Section).GetValue<TimeSpan?>(nameof(EngineOptions.LeaseDuration)) ?? new EngineOptions().LeaseDuration;
+            var limit = (long)Math.Max(1000, (lease / 3).TotalMilliseconds);
+            csb.Options = string.Join(' ', new[] { csb.Options, $"-c idle_in_transaction_session_timeout={limit}" }.Where(o => !string.IsNullOrWhiteSpace(o)));
+        }
         return csb.ToString();
     }
 

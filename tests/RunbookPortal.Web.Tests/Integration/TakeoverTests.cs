@@ -68,6 +68,47 @@ public sealed class TakeoverTests
         Assert.NotEmpty(nodes);
     }
 
+    /// <summary>
+    /// A node cut off from the database in the middle of its claim pass holds the claim lock in a transaction that
+    /// never ends (its connection stays open, silent). The server ends that session after a third of the lease, so the
+    /// other nodes go on claiming; without that, every claim pass of every node waited on it for good.
+    /// </summary>
+    [Fact]
+    public async Task ANodeStuckInTheMiddleOfItsClaimPass_DoesNotStopTheOtherNodesFromClaiming()
+    {
+        var database = (PostgresTestDatabase)await TestDatabase.PostgresAsync();
+        await using var node = new PortalFactory(database, Node("node-claims", bootstrap: true));
+        _ = node.Server;
+        var name = $"stuck-{Guid.NewGuid():N}"[..24];
+        await ExecutionApiTests.PublishAsync(node, $"""
+            apiVersion: runbooks/v1
+            name: {name}
+            title: Claimed despite a stuck node
+            type: maintenance
+            steps:
+              - id: work
+                action: shell
+                run: echo claimed
+            """, name);
+
+        // The stuck node: a session of the portal's own settings, in a transaction holding the claim lock, then silent.
+        var connectionString = await node.WithServiceAsync<PortalDbContext, string>(db => Task.FromResult(db.Database.GetConnectionString()!));
+        await using var stuck = new Npgsql.NpgsqlConnection(connectionString);
+        await stuck.OpenAsync();
+        await using var transaction = await stuck.BeginTransactionAsync();
+        await using (var take = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_xact_lock({ExecutionWorker.ClaimLockKey})", stuck, transaction))
+            await take.ExecuteNonQueryAsync();
+
+        var client = node.AdminClient();
+        var id = await ExecutionApiTests.StartAsync(client, name, new { });
+        var done = await ExecutionApiTests.WaitForEndAsync(client, id, seconds: 60);
+        Assert.Equal("Succeeded", done.GetProperty("status").GetString());
+
+        // The server ended the stuck session; its transaction and the lock went with it.
+        await using var probe = new Npgsql.NpgsqlCommand("SELECT 1", stuck, transaction);
+        await Assert.ThrowsAnyAsync<Exception>(() => probe.ExecuteScalarAsync());
+    }
+
     /// <summary>Creates, submits and (as a second admin) approves a runbook through a node's API.</summary>
     private static async Task PublishThroughAsync(Uri node, string adminToken, string name, string yaml)
     {

@@ -131,7 +131,8 @@ public sealed class ExecutionWorker(
     IHostApplicationLifetime lifetime,
     ILogger<ExecutionWorker> logger) : BackgroundService
 {
-    private const long ClaimLockKey = 0x52425045_58454321; // "RBPEXEC!"
+    /// <summary>The PostgreSQL advisory lock every node's claim pass holds for its transaction (one pass at a time).</summary>
+    internal const long ClaimLockKey = 0x52425045_58454321; // "RBPEXEC!"
     /// <summary><see cref="ExecutionLedger.HoldingASlot"/> as an SQL list (statuses are stored by name).</summary>
     private static readonly string SlotStatuses = string.Join(", ", ExecutionLedger.HoldingASlot.Select(s => $"'{s}'"));
 
