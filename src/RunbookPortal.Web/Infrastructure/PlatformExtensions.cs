@@ -134,10 +134,13 @@ internal sealed class PortalInitializer(IServiceProvider services, IOptions<Boot
     {
         try
         {
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            logger.LogInformation("Opening the database and applying its migrations.");
             await services.MigrateDatabaseAsync(cancellationToken);
             await using var scope = services.CreateAsyncScope();
             var firstRun = scope.ServiceProvider.GetRequiredService<FirstRunService>();
             await firstRun.ApplyBootstrapAsync(bootstrap.Value, cancellationToken);
+            logger.LogInformation("The database is ready ({Elapsed} ms).", started.ElapsedMilliseconds);
             if (await firstRun.IsSetupNeededAsync(cancellationToken))
                 logger.LogWarning("RunbookPortal has no users yet: open /account/setup in a browser to create the first administrator (or set Bootstrap:AdminEmail and Bootstrap:AdminPassword).");
         }

@@ -103,9 +103,10 @@ public sealed class ShellStepLifecycleTests : ScratchFolder
         }
         finally
         {
+            // It normally died of SIGPIPE at its first late line (the step's pipes were closed); if not, it goes now.
             var escaped = log.All<StepOutput>().FirstOrDefault(o => o.Text.StartsWith("escaped=", StringComparison.Ordinal));
             if (escaped is not null)
-                System.Diagnostics.Process.GetProcessById(int.Parse(escaped.Text["escaped=".Length..], System.Globalization.CultureInfo.InvariantCulture)).Kill(entireProcessTree: true);
+                _ = Kill(int.Parse(escaped.Text["escaped=".Length..], System.Globalization.CultureInfo.InvariantCulture), 9);
         }
     }
 
@@ -323,6 +324,9 @@ public sealed class ShellStepLifecycleTests : ScratchFolder
         Assert.Equal(ExecutionStatus.Failed, outcome.Status);
         Assert.Equal("the rollback was cancelled by gina; stopped with SIGTERM", Assert.Single(log.All<RollbackStepFailed>()).Reason);
     }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill")]
+    private static extern int Kill(int pid, int signal);
 
     private static string Indented(string text, int spaces) =>
         string.Join("\n", text.TrimEnd('\n').Split('\n').Select(line => new string(' ', spaces) + line));

@@ -575,6 +575,45 @@ public sealed class ShellStepTests : ScratchFolder
     }
 
     [Fact]
+    public async Task AShellThatCannotBeStarted_FailsTheStepWithTheReason()
+    {
+        var log = new EventLog();
+        using var control = new ExecutionControl();
+        var runner = Engine.Runner(Folder, shell: new ShellOptions { WorkingDirectory = Folder, Shell = "/nonexistent/bash" });
+        var outcome = await runner.RunAsync(Engine.Plan(Engine.Runbook("""
+            - id: first
+              action: shell
+              run: echo never
+            """)), log, control, CancellationToken.None).WaitAsync(EventLog.Patience);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Equal("could not start /nonexistent/bash: No such file or directory", Assert.Single(log.All<StepFailed>()).Reason);
+    }
+
+    [Fact]
+    public async Task AStep_StartsWithNoSignalIgnoredOrBlocked_SoAPipeEndsAsInATerminal()
+    {
+        // The portal's runtime ignores SIGPIPE and blocks signals in its threads; a step must inherit none of that (bash
+        // cannot undo a signal ignored at its start, and hands it on to every command): the step's commands (grep reads
+        // its own status) see no signal ignored or blocked, and `yes | head -n 1` ends with yes killed by SIGPIPE (141),
+        // as in a terminal.
+        var (outcome, log) = await RunAsync("""
+            - id: signals
+              action: shell
+              run: |
+                grep -E '^Sig(Ign|Blk):' /proc/self/status
+                trap -p
+                set +o pipefail
+                yes | head -n 1
+                echo "pipe=${PIPESTATUS[*]}"
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        var lines = log.Output("signals").Split('\n');
+        Assert.Equal(["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000", "y", "pipe=141 0"], lines);
+    }
+
+    [Fact]
     public async Task ANulCharacter_NeverReachesTheShell_InOutputItBecomesAReplacementCharacter()
     {
         var (outcome, log) = await RunAsync("""

@@ -55,21 +55,31 @@ public sealed class PortalNodeProcess : IAsyncDisposable
         process.BeginErrorReadLine();
 
         using var http = new HttpClient { BaseAddress = node.BaseAddress };
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var started = DateTime.UtcNow;
+        var deadline = started.AddSeconds(60);
+        string? lastAnswer = null;
         while (true)
         {
             if (process.HasExited)
                 throw new InvalidOperationException($"The portal node exited with {process.ExitCode}:\n{node.Log}");
             try
             {
-                if ((await http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK)
+                using var answer = await http.GetAsync("/healthz");
+                if (answer.StatusCode == HttpStatusCode.OK)
                     return node;
+                lastAnswer = $"{(int)answer.StatusCode} {await answer.Content.ReadAsStringAsync()}";
             }
-            catch (HttpRequestException)
+            catch (HttpRequestException ex)
             {
+                lastAnswer = ex.Message;
             }
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"The portal node did not answer /healthz in 60 s:\n{node.Log}");
+            {
+                // What tells a busy machine (little CPU time in 60 s) from a node stuck on something (its log says where).
+                process.Refresh();
+                throw new TimeoutException($"The portal node did not answer /healthz in 60 s (last answer: {lastAnswer}; " +
+                    $"it used {process.TotalProcessorTime.TotalSeconds:F1} s of CPU and {process.Threads.Count} threads):\n{node.Log}");
+            }
             await Task.Delay(100);
         }
     }

@@ -6,8 +6,8 @@ using System.Text;
 namespace RunbookPortal.Engine.Execution.Steps;
 
 /// <summary>
-/// One run of one command as the leader of a new session and process group (through <c>setsid</c>), optionally as
-/// another user (through <c>setpriv</c>), with stdin closed and stdout and stderr read apart, line by line.
+/// One run of one command as the leader of a new session and process group (see <see cref="SessionChild"/>), optionally
+/// as another user (through <c>setpriv</c>), with stdin closed and stdout and stderr read apart, line by line.
 /// <list type="bullet">
 /// <item>It ends when its process exits; then whatever it left running in its group is killed, what is left in the
 /// pipes is read, and the pipes are closed: a process that left the group cannot hold the step open, and its later
@@ -32,7 +32,6 @@ internal sealed class StepProcess
     /// <summary>Lines read and not yet handed on beyond which reading waits (and so does the step, on its full pipe).</summary>
     private const int MaxQueued = 2000;
 
-    private static readonly string? Setsid = new[] { "/usr/bin/setsid", "/bin/setsid" }.FirstOrDefault(File.Exists);
     private static readonly string? Setpriv = new[] { "/usr/bin/setpriv", "/bin/setpriv" }.FirstOrDefault(File.Exists);
 
     /// <summary>How a stopped step ended.</summary>
@@ -53,14 +52,6 @@ internal sealed class StepProcess
         Func<string, string, ValueTask> line,
         CancellationToken cancellationToken)
     {
-        var info = new ProcessStartInfo
-        {
-            UseShellExecute = false,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = workingDirectory,
-        };
         var command = new List<string>();
         if (runAs is not null)
         {
@@ -70,28 +61,9 @@ internal sealed class StepProcess
         }
         command.Add(file);
         command.AddRange(arguments);
-        if (Setsid is not null && !OperatingSystem.IsWindows())
-        {
-            info.FileName = Setsid;
-            info.ArgumentList.Add("--");
-        }
-        else
-        {
-            info.FileName = command[0];
-            command.RemoveAt(0);
-        }
-        foreach (var argument in command)
-            info.ArgumentList.Add(argument);
-        info.Environment.Clear();
-        foreach (var (name, value) in environment)
-            info.Environment[name] = value;
 
-        using var process = new Process { StartInfo = info };
         cancellationToken.ThrowIfCancellationRequested(); // stopped before it started: it does not start
-        process.Start();
-        // Not a group leader when started, so setsid makes the process itself the leader: the group id is its pid.
-        var group = process.Id;
-        process.StandardInput.Close();
+        using var process = SessionChild.Start(command[0], command, workingDirectory, environment);
 
         // Reading and delivering are apart: the pipes are read at once (so what the step wrote before it ended is taken in
         // within moments of its end), and lines are handed on in order at the journal's pace. While the step runs, a
@@ -135,31 +107,30 @@ internal sealed class StepProcess
         }
 
         var readers = Task.WhenAll(
-            ReadLinesAsync(process.StandardOutput.BaseStream, "stdout", Enqueue),
-            ReadLinesAsync(process.StandardError.BaseStream, "stderr", Enqueue));
+            ReadLinesAsync(process.Stdout, "stdout", Enqueue),
+            ReadLinesAsync(process.Stderr, "stderr", Enqueue));
 
         string? stopped = null;
         try
         {
-            await process.WaitForExitAsync(outputFailed.Token).ConfigureAwait(false);
+            await process.Exited.WaitAsync(outputFailed.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
-            Signal(process, group, SigTerm);
-            using var grace = new CancellationTokenSource(killGrace);
+            process.SignalGroup(SigTerm);
             try
             {
-                await process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
+                await process.Exited.WaitAsync(killGrace, CancellationToken.None).ConfigureAwait(false);
                 stopped = "stopped with SIGTERM";
             }
-            catch (OperationCanceledException)
+            catch (TimeoutException)
             {
-                Signal(process, group, SigKill);
-                await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+                process.SignalGroup(SigKill);
+                await process.Exited.ConfigureAwait(false);
                 stopped = $"it did not stop within {Runbooks.DurationParser.Format(killGrace)} of SIGTERM and was killed with SIGKILL";
             }
         }
-        Signal(process, group, SigKill); // what the step left running in its group goes with it
+        process.SignalGroup(SigKill); // what the step left running in its group goes with it
         await ended.CancelAsync().ConfigureAwait(false);
 
         // Everything the step wrote is in its pipes now (it could not have ended with a full pipe): read on until the
@@ -169,14 +140,12 @@ internal sealed class StepProcess
         var draining = Stopwatch.StartNew();
         while (await Task.WhenAny(readers, Task.Delay(DrainLimit, CancellationToken.None)).ConfigureAwait(false) != readers)
         {
-            if (draining.Elapsed >= DrainMost || (Unread(process.StandardOutput.BaseStream) == 0 && Unread(process.StandardError.BaseStream) == 0))
+            if (draining.Elapsed >= DrainMost || (Unread(process.Stdout) == 0 && Unread(process.Stderr) == 0))
                 break;
         }
         _ = readers.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-        // Process.Dispose leaves the pipes it handed out to their readers: closed here, not by a finalizer some GCs later.
         // A read still waiting ends with the close; lines read before it are still delivered.
-        process.StandardOutput.Dispose();
-        process.StandardError.Dispose();
+        process.Dispose();
         try
         {
             await readers.ConfigureAwait(false);
@@ -187,27 +156,7 @@ internal sealed class StepProcess
         }
         queue.Writer.TryComplete();
         await delivering.ConfigureAwait(false); // every line the step wrote is handed on before the step ends; a journal failure throws here
-        return new Outcome(process.ExitCode, stopped);
-    }
-
-    /// <summary>Sends <paramref name="signal"/> to the step's group (or, without process groups, to the process and its tree).</summary>
-    private static void Signal(Process process, int group, int signal)
-    {
-        if (Setsid is not null && !OperatingSystem.IsWindows())
-        {
-            _ = Native.Kill(-group, signal); // the kernel keeps the group id while any member lives
-            return;
-        }
-        if (signal != SigKill)
-            return;
-        try
-        {
-            process.Kill(entireProcessTree: true);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or Win32Exception or NotSupportedException)
-        {
-            // It has exited already.
-        }
+        return new Outcome(await process.Exited.ConfigureAwait(false), stopped);
     }
 
     /// <summary>Reads one pipe to its end, as UTF-8 lines (see <see cref="LineSplitter"/>); the last line may lack a newline.</summary>
@@ -236,7 +185,7 @@ internal sealed class StepProcess
     /// <summary>The bytes waiting in a pipe (FIONREAD); -1 when that cannot be told.</summary>
     private static int Unread(Stream pipe)
     {
-        if (pipe is not System.IO.Pipes.PipeStream { SafePipeHandle: { IsInvalid: false, IsClosed: false } handle } || OperatingSystem.IsWindows())
+        if (pipe is not System.IO.Pipes.PipeStream { SafePipeHandle: { IsInvalid: false, IsClosed: false } handle })
             return -1;
         return Native.Ioctl((int)handle.DangerousGetHandle(), Native.FionRead, out var count) == 0 ? count : -1;
     }
@@ -244,9 +193,6 @@ internal sealed class StepProcess
     private static class Native
     {
         public const ulong FionRead = 0x541B;
-
-        [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-        public static extern int Kill(int pid, int signal);
 
         [DllImport("libc", EntryPoint = "ioctl", SetLastError = true)]
         public static extern int Ioctl(int fd, ulong request, out int count);
