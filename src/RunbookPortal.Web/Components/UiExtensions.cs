@@ -1,6 +1,7 @@
 using Microsoft.Extensions.FileProviders;
 using MudBlazor;
 using MudBlazor.Services;
+using RunbookPortal.Web.Features.Account;
 
 namespace RunbookPortal.Web.Components;
 
@@ -28,6 +29,7 @@ public static class UiExtensions
         var assets = Path.Combine(AppContext.BaseDirectory, "wwwroot-assets");
         if (Directory.Exists(assets))
             app.UseStaticFiles(new StaticFileOptions { FileProvider = new PhysicalFileProvider(assets), RequestPath = "/assets" });
+        app.UseCrossSiteRequestGuard();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseAntiforgery();

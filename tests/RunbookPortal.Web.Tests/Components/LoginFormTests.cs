@@ -59,6 +59,9 @@ public sealed class LoginFormTests : PortalBunitContext, IClassFixture<SqlitePor
     [InlineData("//evil.example/", "/")]
     [InlineData("/\\evil.example/", "/")]
     [InlineData(null, "/")]
+    [InlineData("/runbooks/déploiement?q=é", "/runbooks/d%C3%A9ploiement?q=%C3%A9")]
+    [InlineData("/runbooks/🚀", "/runbooks/%F0%9F%9A%80")]
+    [InlineData("/runbooks/x\r\nSet-Cookie: a=b", "/")]
     public void ReturnUrl_StaysOnThisSite(string? requested, string expected) =>
         Assert.Equal(expected, LoginPage.SafeReturnUrl(requested));
 }

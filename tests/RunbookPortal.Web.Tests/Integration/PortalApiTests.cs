@@ -283,6 +283,66 @@ public abstract class PortalApiTests(PortalFixture fixture)
     }
 
     [Fact]
+    public async Task SignIn_WithAReturnUrlOfAnyCharacters_RedirectsWithoutAnError()
+    {
+        var email = UniqueEmail("unicode");
+        await CreateUserWithTokenAsync(email, ["Operator"]);
+        var response = await FormPost.SubmitAsync(Portal.CreateClient(token: null), "/account/login?returnUrl=" + Uri.EscapeDataString("/runbooks/déploiement-日本"), "login",
+            new Dictionary<string, string> { ["Input.Email"] = email, ["Input.Password"] = Password });
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal("/runbooks/d%C3%A9ploiement-%E6%97%A5%E6%9C%AC", response.Headers.Location!.OriginalString.Replace("http://localhost", ""));
+    }
+
+    [Theory]
+    [InlineData("Origin", "https://evil.example")]
+    [InlineData("Origin", "http://localhost.evil.example")]
+    [InlineData("Sec-Fetch-Site", "cross-site")]
+    [InlineData("Sec-Fetch-Site", "same-site")]
+    public async Task ACookiePost_FromAnotherSitesPage_IsRefused_ButNotTheSameSitesOrATokens(string header, string value)
+    {
+        var email = UniqueEmail("csrf");
+        var token = await CreateUserWithTokenAsync(email, ["Author"]);
+        var browser = Portal.CreateClient(token: null);
+        var signedIn = await FormPost.SubmitAsync(browser, "/account/login", "login",
+            new Dictionary<string, string> { ["Input.Email"] = email, ["Input.Password"] = Password });
+        Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
+        HttpRequestMessage Import(string name, params (string Header, string Value)[] headers)
+        {
+            var form = new MultipartFormDataContent();
+            form.Add(new StringContent($"""
+                apiVersion: runbooks/v1
+                name: {name}
+                title: Imported
+                type: maintenance
+                steps:
+                  - id: a
+                    action: shell
+                    run: echo hi
+                """), "files", $"{name}.yaml");
+            var request = new HttpRequestMessage(HttpMethod.Post, "/api/runbooks/import") { Content = form };
+            foreach (var (h, v) in headers)
+                request.Headers.TryAddWithoutValidation(h, v);
+            return request;
+        }
+
+        var refused = await browser.SendAsync(Import($"csrf-{Guid.NewGuid():N}"[..20], (header, value)));
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("another site", await refused.Content.ReadAsStringAsync());
+        var start = new HttpRequestMessage(HttpMethod.Post, "/account/logout");
+        start.Headers.TryAddWithoutValidation(header, value);
+        Assert.Equal(HttpStatusCode.Forbidden, (await browser.SendAsync(start)).StatusCode); // sign-out too: no one signs you out from their page
+
+        // The portal's own pages, and a pipeline with a token (whatever Origin it sends), pass.
+        var sameSite = await browser.SendAsync(Import($"csrf-{Guid.NewGuid():N}"[..20], ("Sec-Fetch-Site", "same-origin"), ("Origin", "http://localhost")));
+        Assert.Equal(HttpStatusCode.OK, sameSite.StatusCode);
+        var sameOrigin = await browser.SendAsync(Import($"csrf-{Guid.NewGuid():N}"[..20], ("Origin", "http://localhost")));
+        Assert.Equal(HttpStatusCode.OK, sameOrigin.StatusCode);
+        var withToken = Portal.CreateClient(token);
+        var tokenRequest = await withToken.SendAsync(Import($"csrf-{Guid.NewGuid():N}"[..20], (header, value)));
+        Assert.Equal(HttpStatusCode.OK, tokenRequest.StatusCode);
+    }
+
+    [Fact]
     public async Task AuditChain_Verifies_AndNamesTheFirstAlteredRecord()
     {
         // This test alters the trail, so it runs on a portal and database of its own.
