@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Configuration.Json;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Options;
@@ -55,12 +56,45 @@ public static class PlatformExtensions
             return Task.CompletedTask;
         }));
         services.AddOptions<BootstrapOptions>().BindConfiguration("Bootstrap");
+        AddForwardedHeaders(builder);
         services.AddHostedService<PortalInitializer>();
         return builder;
     }
 
+    /// <summary>
+    /// Section "ForwardedHeaders": behind a TLS proxy (<c>Enabled: true</c>) the portal takes the scheme and the client's
+    /// address from <c>X-Forwarded-Proto</c> and <c>X-Forwarded-For</c>, from the proxies in <c>KnownProxies</c> (IP
+    /// addresses or networks such as 10.0.0.0/8; loopback is always one) and from no one else: it then knows it is
+    /// on HTTPS, so its cookies are Secure and it sends HSTS.
+    /// </summary>
+    private static void AddForwardedHeaders(IHostApplicationBuilder builder)
+    {
+        var section = builder.Configuration.GetSection("ForwardedHeaders");
+        if (!section.GetValue<bool>("Enabled"))
+            return;
+        var proxies = section.GetSection("KnownProxies").Get<string[]>() ?? [];
+        var networks = new List<System.Net.IPNetwork>();
+        foreach (var proxy in proxies)
+        {
+            if (System.Net.IPNetwork.TryParse(proxy, out var network))
+                networks.Add(network);
+            else if (System.Net.IPAddress.TryParse(proxy, out var address))
+                networks.Add(new System.Net.IPNetwork(address, address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 32 : 128));
+            else
+                throw new StartupException($"ForwardedHeaders:KnownProxies holds '{proxy}', which is neither an IP address nor a network such as 10.0.0.0/8.");
+        }
+        builder.Services.Configure<ForwardedHeadersOptions>(o =>
+        {
+            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            foreach (var network in networks)
+                o.KnownIPNetworks.Add(network);
+        });
+    }
+
     public static WebApplication UsePortalPlatform(this WebApplication app)
     {
+        if (app.Configuration.GetValue<bool>("ForwardedHeaders:Enabled"))
+            app.UseForwardedHeaders();
         app.UseExceptionHandler();
         // Empty 4xx/5xx answers of the API become problem details; pages keep their own handling.
         app.UseStatusCodePages(async ctx =>
