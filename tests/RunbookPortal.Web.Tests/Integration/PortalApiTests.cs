@@ -343,6 +343,32 @@ public abstract class PortalApiTests(PortalFixture fixture)
     }
 
     [Fact]
+    public async Task ACookieCopiedBeforeSignOut_StopsWorkingAtOnce_AndSoDoTheOtherSessions()
+    {
+        var email = UniqueEmail("signout");
+        await CreateUserWithTokenAsync(email, ["Operator"]);
+        async Task<HttpClient> SignedInAsync()
+        {
+            var browser = Portal.CreateClient(token: null);
+            var signedIn = await FormPost.SubmitAsync(browser, "/account/login", "login",
+                new Dictionary<string, string> { ["Input.Email"] = email, ["Input.Password"] = Password });
+            Assert.Equal(HttpStatusCode.Redirect, signedIn.StatusCode);
+            return browser;
+        }
+        var laptop = await SignedInAsync();
+        var phone = await SignedInAsync(); // a second session — and what a cookie copied from the laptop would be
+        Assert.Equal(HttpStatusCode.OK, (await laptop.GetAsync("/api/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await phone.GetAsync("/api/me")).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Redirect, (await laptop.PostAsync("/account/logout", null)).StatusCode);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await laptop.GetAsync("/api/me")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await phone.GetAsync("/api/me")).StatusCode); // signing out ends every session at once
+        var again = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, (await again.GetAsync("/api/me")).StatusCode);
+    }
+
+    [Fact]
     public async Task AuditChain_Verifies_AndNamesTheFirstAlteredRecord()
     {
         // This test alters the trail, so it runs on a portal and database of its own.
