@@ -126,11 +126,28 @@ public abstract class PortalApiTests(PortalFixture fixture)
     {
         var token = await CreateUserWithTokenAsync(UniqueEmail("victim"), ["Operator"]);
         var all = await Portal.AdminClient().GetFromJsonAsync<JsonElement>("/api/admin/tokens");
-        var prefix = token[..10];
+        var prefix = token[..token.IndexOf('.')]; // the token's public id
         var id = all.EnumerateArray().Single(t => t.GetProperty("prefix").GetString() == prefix).GetProperty("id").GetString();
 
         Assert.Equal(HttpStatusCode.NoContent, (await Portal.AdminClient().DeleteAsync($"/api/admin/tokens/{id}")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await Portal.CreateClient(token).GetAsync("/api/me")).StatusCode);
+    }
+
+    [Fact]
+    public async Task ATokensShownPrefix_IsAPublicIdApartFromItsSecret_AndTheBootstrapTokenShowsNoneOfIt()
+    {
+        var token = await CreateUserWithTokenAsync(UniqueEmail("prefix"), ["Operator"]);
+        var all = (await Portal.AdminClient().GetFromJsonAsync<JsonElement>("/api/admin/tokens")).EnumerateArray().ToList();
+        var parts = token.Split('.');
+        Assert.Equal(2, parts.Length);
+        Assert.Matches("^rbp_[A-Za-z0-9_-]{8}$", parts[0]);
+        Assert.Equal(43, parts[1].Length); // 256 random bits, none of them shown anywhere
+        var shown = Assert.Single(all, t => t.GetProperty("prefix").GetString() == parts[0]);
+        Assert.DoesNotContain(parts[1][..6], shown.GetRawText());
+
+        var bootstrap = all.Where(t => t.GetProperty("prefix").GetString() == "bootstrap").ToList();
+        Assert.NotEmpty(bootstrap);
+        Assert.All(all, t => Assert.DoesNotContain(Portal.AdminToken[^12..], t.GetRawText())); // its random end (it begins "bootstrap-")
     }
 
     [Fact]

@@ -23,7 +23,18 @@ public sealed class ApiTokenService(PortalDbContext db, AuditLog audit, TimeProv
 
     public static string Hash(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
-    public static string NewToken() => TokenPrefix + WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32));
+    /// <summary>
+    /// A new token, <c>rbp_&lt;public id&gt;.&lt;secret&gt;</c>, and its public id (<c>rbp_&lt;8 characters&gt;</c>), which lists
+    /// show to tell tokens apart: the id is random on its own, so showing it tells nothing of the 256-bit secret.
+    /// </summary>
+    public static (string Token, string PublicId) NewToken()
+    {
+        var publicId = TokenPrefix + WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(6));
+        return (publicId + "." + WebEncoders.Base64UrlEncode(RandomNumberGenerator.GetBytes(32)), publicId);
+    }
+
+    /// <summary>What lists show of a token set by configuration (Bootstrap:ApiToken): nothing of the token itself.</summary>
+    public const string GivenTokenId = "bootstrap";
 
     public static string? ValidateName(string? name) =>
         string.IsNullOrWhiteSpace(name) ? "Give the token a name, for example the pipeline that will use it."
@@ -33,14 +44,18 @@ public sealed class ApiTokenService(PortalDbContext db, AuditLog audit, TimeProv
     /// <summary>Creates a token for <paramref name="owner"/>; <paramref name="token"/> is given only for the bootstrap token.</summary>
     public async Task<CreatedApiToken> CreateAsync(PortalUser owner, string name, string actor, string? token = null, CancellationToken ct = default)
     {
-        token ??= NewToken();
+        string publicId;
+        if (token is null)
+            (token, publicId) = NewToken();
+        else
+            publicId = GivenTokenId;
         var entity = new ApiToken
         {
             Id = Guid.NewGuid(),
             UserId = owner.Id,
             Name = name.Trim(),
             TokenHash = Hash(token),
-            Prefix = token[..Math.Min(token.Length, 10)],
+            Prefix = publicId,
             CreatedAt = time.GetUtcNow().UtcDateTime,
             CreatedBy = actor,
         };
