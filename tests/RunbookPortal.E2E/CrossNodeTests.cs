@@ -98,6 +98,8 @@ public sealed class CrossNodeTests(PortalProcess portal, ITestOutputHelper outpu
             await WaitForAsync(admin, id, e => e.GetProperty("currentStepId").GetString() == "count", "node A runs the step 'count'");
 
             // ---- Node B: the run is A's (leased), and B reads nothing on a timer; only A's notifications can tell it.
+            // Every node has the same key file: B gets a copy of A's, as an administrator would copy it.
+            File.Copy(Path.Combine(folderA, "keyring.pfx"), Path.Combine(folderB, "keyring.pfx"));
             nodeB = await PortalNodeProcess.StartAsync(new Dictionary<string, string>
             {
                 ["Database:Provider"] = "Postgres",

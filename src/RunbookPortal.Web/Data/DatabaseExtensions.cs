@@ -32,8 +32,11 @@ public static class DatabaseExtensions
                 throw new StartupException($"Database:Provider '{options.Provider}' is not supported; use Sqlite or Postgres.");
         }
 
-        // Cookie and antiforgery keys live in the database: they survive restarts and are shared by all nodes.
-        builder.Services.AddDataProtection().SetApplicationName("RunbookPortal").PersistKeysToDbContext<PortalDbContext>();
+        // Cookie, antiforgery and secret keys live in the database: they survive restarts and are shared by all nodes;
+        // each key is encrypted with a certificate the database does not hold (KeyRingProtection).
+        var keyRing = KeyRingProtection.Load(builder.Configuration, options);
+        builder.Services.AddSingleton(keyRing);
+        keyRing.Apply(builder.Services.AddDataProtection().SetApplicationName("RunbookPortal").PersistKeysToDbContext<PortalDbContext>());
         builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         return builder;
     }

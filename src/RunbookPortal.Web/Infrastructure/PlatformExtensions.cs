@@ -172,6 +172,8 @@ internal sealed class PortalInitializer(IServiceProvider services, IOptions<Boot
             logger.LogInformation("Opening the database and applying its migrations.");
             await services.MigrateDatabaseAsync(cancellationToken);
             await using var scope = services.CreateAsyncScope();
+            await services.GetRequiredService<KeyRingProtection>().SealAsync(
+                scope.ServiceProvider.GetRequiredService<PortalDbContext>(), services.GetRequiredService<ILoggerFactory>(), cancellationToken);
             var firstRun = scope.ServiceProvider.GetRequiredService<FirstRunService>();
             await firstRun.ApplyBootstrapAsync(bootstrap.Value, cancellationToken);
             logger.LogInformation("The database is ready ({Elapsed} ms).", started.ElapsedMilliseconds);
