@@ -17,6 +17,9 @@ public sealed class SignInPolicyOptions
     public int MaxFailedAccessAttempts { get; set; } = 5;
     public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
     public int RequiredPasswordLength { get; set; } = 12;
+
+    /// <summary>Sign-in attempts one client address may make in a minute; beyond, 429 until the minute is over.</summary>
+    public int SignInAttemptsPerMinute { get; set; } = 30;
 }
 
 public static class AccountExtensions
@@ -93,7 +96,31 @@ public static class AccountExtensions
 
         services.AddScoped<ApiTokenService>();
         services.AddScoped<FirstRunService>();
+        AddSignInRateLimit(services, policy.SignInAttemptsPerMinute);
         return builder;
+    }
+
+    /// <summary>
+    /// Sign-in attempts (POST /account/login) are limited per client address (fixed one-minute windows); the lockout
+    /// limits them per account. Everything else is not limited here.
+    /// </summary>
+    private static void AddSignInRateLimit(IServiceCollection services, int perMinute)
+    {
+        services.AddRateLimiter(o =>
+        {
+            o.GlobalLimiter = System.Threading.RateLimiting.PartitionedRateLimiter.Create<HttpContext, string>(ctx =>
+                HttpMethods.IsPost(ctx.Request.Method) && ctx.Request.Path.StartsWithSegments("/account/login")
+                    ? System.Threading.RateLimiting.RateLimitPartition.GetFixedWindowLimiter("sign-in " + ctx.Connection.RemoteIpAddress, _ =>
+                        new System.Threading.RateLimiting.FixedWindowRateLimiterOptions { PermitLimit = perMinute, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 })
+                    : System.Threading.RateLimiting.RateLimitPartition.GetNoLimiter(""));
+            o.OnRejected = async (ctx, ct) =>
+            {
+                ctx.HttpContext.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                ctx.HttpContext.Response.Headers.RetryAfter = "60";
+                ctx.HttpContext.Response.ContentType = "text/plain; charset=utf-8";
+                await ctx.HttpContext.Response.WriteAsync("Too many sign-in attempts from your address. Wait a minute, then try again.", ct);
+            };
+        });
     }
 
     /// <summary>
