@@ -302,6 +302,49 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task AQueuedRun_WhoseApprovalIsPendingOrRejected_IsNeverClaimed_ThroughManyWorkerPasses()
+    {
+        var (name, op, _) = await GatedAsync();
+        var (approver, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        var pending = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "forcedpending" });
+        var rejected = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "forcedrejected" });
+        var pendingApproval = await ApprovalIdAsync(pending);
+        Assert.Equal(HttpStatusCode.OK, (await RejectAsync(approver, await ApprovalIdAsync(rejected), "not today")).StatusCode);
+        Assert.Equal("Rejected", await StatusAsync(op, rejected));
+
+        // Both rows put back to Queued behind the gate's back (a bug elsewhere, a hand-edited database): only the
+        // worker's claim filter (and its re-check before the first step) stands between them and their steps.
+        var ids = new[] { pending, rejected };
+        Assert.Equal(2, await Portal.WithServiceAsync<PortalDbContext, int>(db => db.Executions.Where(e => ids.Contains(e.Id))
+            .ExecuteUpdateAsync(s => s.SetProperty(e => e.Status, ExecutionStatus.Queued).SetProperty(e => e.QueuedAt, DateTime.UtcNow))));
+
+        // Claim passes run here, one after another (the background worker's own passes go on besides); after each,
+        // the rows are still Queued and their events hold no claim.
+        var worker = Portal.Services.GetRequiredService<ExecutionWorker>();
+        for (var pass = 0; pass < 5; pass++)
+        {
+            await worker.ClaimAndStartAsync(CancellationToken.None);
+            foreach (var id in ids)
+            {
+                Assert.Equal("Queued", await StatusAsync(op, id));
+                Assert.DoesNotContain((await ExecutionApiTests.EventsAsync(op, id)).Select(e => e.GetProperty("kind").GetString()), k => k is "execution_claimed" or "step_started");
+            }
+        }
+        Assert.False(File.Exists(Path.Combine(_markers, "forcedpending")));
+        Assert.False(File.Exists(Path.Combine(_markers, "forcedrejected")));
+
+        // The control: granted, the same row is claimed by the next pass and runs, so the passes above could have claimed it.
+        await Portal.WithServiceAsync<PortalDbContext, int>(db => db.ApprovalRequests.Where(a => a.Id == pendingApproval)
+            .ExecuteUpdateAsync(s => s.SetProperty(a => a.Status, ApprovalStatus.Approved)));
+        await worker.ClaimAndStartAsync(CancellationToken.None);
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, pending)).GetProperty("status").GetString());
+        Assert.True(File.Exists(Path.Combine(_markers, "forcedpending")));
+        Assert.Equal("Queued", await StatusAsync(op, rejected));
+        Assert.False(File.Exists(Path.Combine(_markers, "forcedrejected")));
+        Assert.DoesNotContain((await ExecutionApiTests.EventsAsync(op, rejected)).Select(e => e.GetProperty("kind").GetString()), k => k == "execution_claimed");
+    }
+
+    [Fact]
     public async Task AnotherSpellingOfATypedWhenValue_StillNeedsApproval()
     {
         var name = Name("spelling");
