@@ -345,6 +345,74 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task AnApprovedRun_WhoseValuesOrVersionChangeAfterTheApproval_IsRefusedBeforeAnyStep()
+    {
+        var (name, op, _) = await GatedAsync(approvals: 1);
+        var (approver, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        // A runbook with the same steps that someone would rather run under the approval.
+        var swap = Name("swap");
+        await ExecutionApiTests.PublishAsync(Portal, $$$"""
+            apiVersion: runbooks/v1
+            name: {{{swap}}}
+            title: Not what was approved
+            type: deployment
+            parameters:
+              environment: { type: string, required: true }
+              tag: { type: string, required: true }
+            steps:
+              - id: deploy
+                action: shell
+                run: touch {{{_markers}}}/swapped
+              - id: verify
+                action: shell
+                run: "true"
+            """, swap);
+        // Another node holds the key of both runs (their tag), so once approved they wait, Queued, while their rows change.
+        var blocker = await Portal.WithServiceAsync<PortalDbContext, Guid>(async db =>
+        {
+            var version = await db.RunbookVersions.AsNoTracking().FirstAsync(v => v.Runbook!.Name == name);
+            var row = new Execution
+            {
+                Id = Guid.NewGuid(), RunbookVersionId = version.Id, RunbookName = name, Version = 1, Status = ExecutionStatus.Running, RequestedBy = "someone",
+                RequestedAt = DateTime.UtcNow, StartedAt = DateTime.UtcNow, ParametersJson = "{}", ConcurrencyKey = "bound", ConcurrencyLimit = 1,
+                LeaseOwner = "another-node#claim", LeaseExpiresAt = DateTime.UtcNow.AddMinutes(10),
+            };
+            db.Executions.Add(row);
+            await db.SaveChangesAsync();
+            return row.Id;
+        });
+        var values = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "bound" });
+        var version = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "bound" });
+        foreach (var id in new[] { values, version })
+        {
+            Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(approver, await ApprovalIdAsync(id))).StatusCode);
+            Assert.Equal("Queued", await StatusAsync(op, id));
+        }
+
+        await Portal.WithServiceAsync<PortalDbContext, int>(async db =>
+        {
+            var swapped = await db.RunbookVersions.AsNoTracking().Where(v => v.Runbook!.Name == swap).Select(v => v.Id).FirstAsync();
+            var tampered = JsonSerializer.Serialize(new Dictionary<string, string> { ["environment"] = "production", ["tag"] = "tampered" });
+            return await db.Executions.Where(e => e.Id == values).ExecuteUpdateAsync(s => s.SetProperty(e => e.ParametersJson, tampered))
+                + await db.Executions.Where(e => e.Id == version).ExecuteUpdateAsync(s => s.SetProperty(e => e.RunbookVersionId, swapped));
+        });
+        // The key comes free: both are claimed in turn, and refused before their first step.
+        await Portal.WithServiceAsync<PortalDbContext, int>(db => db.Executions.Where(e => e.Id == blocker)
+            .ExecuteUpdateAsync(s => s.SetProperty(e => e.Status, ExecutionStatus.Succeeded).SetProperty(e => e.LeaseOwner, (string?)null).SetProperty(e => e.LeaseExpiresAt, (DateTime?)null)));
+        Portal.Services.GetRequiredService<ExecutionNotifier>().WorkQueued();
+        foreach (var id in new[] { values, version })
+        {
+            var refused = await ExecutionApiTests.WaitForEndAsync(op, id);
+            Assert.Equal("Failed", refused.GetProperty("status").GetString());
+            Assert.Contains("did not pass its approval", refused.GetProperty("reason").GetString());
+            Assert.DoesNotContain((await ExecutionApiTests.EventsAsync(op, id)).Select(e => e.GetProperty("kind").GetString()), k => k == "step_started");
+            Assert.Equal(HttpStatusCode.Conflict, (await op.PostAsJsonAsync($"/api/executions/{id}/resume", new { })).StatusCode);
+        }
+        foreach (var marker in new[] { "tampered", "bound", "swapped" })
+            Assert.False(File.Exists(Path.Combine(_markers, marker)), marker);
+    }
+
+    [Fact]
     public async Task AnotherSpellingOfATypedWhenValue_StillNeedsApproval()
     {
         var name = Name("spelling");
