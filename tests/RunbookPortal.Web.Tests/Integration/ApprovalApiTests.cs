@@ -413,6 +413,75 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
     }
 
     [Fact]
+    public async Task TheList_ByScopeAndStatus_ShowsMyRequests_WhatWaitsForMyDecision_AndEachStatus()
+    {
+        var (name, op, opEmail) = await GatedAsync();
+        var (otherOp, otherEmail, _) = await Portal.CreateUserAsync("operator", "Operator");
+        var (approver, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        var (approverOp, _, _) = await Portal.CreateUserAsync("approver-op", "Approver", "Operator");
+
+        Task<Guid> Start(HttpClient client, string tag) => ExecutionApiTests.StartAsync(client, name, new { environment = "production", tag });
+        var waiting = await Start(op, "scopewaiting");           // pending, no decision yet
+        var halfway = await Start(op, "scopehalfway");           // pending, 1 of 2: the approver has decided
+        var rejected = await Start(op, "scoperejected");
+        var cancelled = await Start(op, "scopecancelled");
+        var approved = await Start(op, "scopeapproved");
+        var others = await Start(otherOp, "scopeothers");        // another operator's, pending
+        var own = await Start(approverOp, "scopeown");           // an approver's own request, pending
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(approver, await ApprovalIdAsync(halfway))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await RejectAsync(approver, await ApprovalIdAsync(rejected), "wrong window")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await op.PostAsJsonAsync($"/api/executions/{cancelled}/cancel", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(approver, await ApprovalIdAsync(approved))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ApproveAsync(approverOp, await ApprovalIdAsync(approved))).StatusCode);
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, approved)).GetProperty("status").GetString());
+
+        // Requests of other tests share this portal: only this test's runs are looked at.
+        Guid[] mine = [waiting, halfway, rejected, cancelled, approved, others, own];
+        async Task<Guid[]> ListedAsync(HttpClient client, string query)
+        {
+            var items = (await client.GetFromJsonAsync<JsonElement>($"/api/approvals?{query}")).EnumerateArray()
+                .Where(a => mine.Contains(a.GetProperty("executionId").GetGuid())).ToList();
+            if (query.Contains("status=") && !query.Contains("status=all"))
+                Assert.All(items, a => Assert.Equal(query.Split("status=")[1].Split('&')[0], a.GetProperty("status").GetString(), ignoreCase: true));
+            if (query.Contains("scope=mine"))
+                Assert.All(items, a => Assert.Equal("Pending", a.GetProperty("status").GetString()));
+            return items.Select(a => a.GetProperty("executionId").GetGuid()).Order().ToArray();
+        }
+        static Guid[] Set(params Guid[] ids) => ids.Order().ToArray();
+
+        // "My requests": the requester's own, every status; the status filter narrows them.
+        Assert.Equal(Set(waiting, halfway, rejected, cancelled, approved), await ListedAsync(op, "scope=requested"));
+        Assert.Equal(Set(waiting, halfway, rejected, cancelled, approved), await ListedAsync(op, "scope=requested&status=all"));
+        Assert.Equal(Set(waiting, halfway), await ListedAsync(op, "scope=requested&status=pending"));
+        Assert.Equal(Set(others), await ListedAsync(otherOp, "scope=Requested"));
+        Assert.Equal(Set(own), await ListedAsync(approverOp, "scope=requested"));
+        Assert.All((await op.GetFromJsonAsync<JsonElement>("/api/approvals?scope=requested")).EnumerateArray(),
+            a => Assert.Equal(opEmail, a.GetProperty("requestedBy").GetString()));
+
+        // "Waiting for me": pending, my role, not mine, not decided by me.
+        Assert.Equal(Set(waiting, others, own), await ListedAsync(approver, "scope=mine"));
+        Assert.Equal(Set(waiting, halfway, others), await ListedAsync(approverOp, "scope=mine"));
+        Assert.Empty(await ListedAsync(op, "scope=mine")); // an Operator decides nothing
+        Assert.Empty(await ListedAsync(Admin, "scope=mine")); // nor an Admin without the approver role
+        Assert.Empty(await ListedAsync(approver, "scope=mine&status=approved"));
+
+        // Every request, by status (each item has the status asked for).
+        Assert.Equal(Set(waiting, halfway, others, own), await ListedAsync(approver, "status=pending"));
+        Assert.Equal(Set(approved), await ListedAsync(otherOp, "status=approved"));
+        Assert.Equal(Set(rejected), await ListedAsync(otherOp, "status=rejected"));
+        Assert.Equal(Set(cancelled), await ListedAsync(otherOp, "status=cancelled"));
+        Assert.Empty(await ListedAsync(otherOp, "status=expired"));
+        Assert.Equal(Set(mine), await ListedAsync(otherOp, "status=all"));
+        Assert.Equal(Set(mine), await ListedAsync(otherOp, "scope=all"));
+
+        var badScope = await op.GetAsync("/api/approvals?scope=everyone");
+        Assert.Equal(HttpStatusCode.BadRequest, badScope.StatusCode);
+        Assert.Contains("is not a scope", await badScope.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, (await op.GetAsync("/api/approvals?status=42")).StatusCode);
+        Assert.Equal(otherEmail, (await otherOp.GetFromJsonAsync<JsonElement>($"/api/approvals/{await ApprovalIdAsync(others)}")).GetProperty("request").GetProperty("requestedBy").GetString());
+    }
+
+    [Fact]
     public async Task AnotherSpellingOfATypedWhenValue_StillNeedsApproval()
     {
         var name = Name("spelling");
