@@ -30,7 +30,10 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
 
     private static string Name(string prefix) => $"{prefix}-{Guid.NewGuid():N}"[..28];
 
-    /// <summary>A runbook that needs <paramref name="approvals"/> approvals for production; its step writes a marker file named after the run's tag.</summary>
+    /// <summary>
+    /// A runbook that needs <paramref name="approvals"/> approvals for production; its first step writes a marker file
+    /// named after the run's tag, its second writes the optional secret <c>token</c> to <c>tag.token</c>.
+    /// </summary>
     internal static string GatedYaml(string name, string markers, int approvals = 2, string? expires = null, string role = "Approver") => $$$"""
         apiVersion: runbooks/v1
         name: {{{name}}}
@@ -40,6 +43,7 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
         parameters:
           environment: { type: string, required: true, allowed: [staging, production] }
           tag: { type: string, required: true, pattern: '^[a-z0-9]+$' }
+          token: { type: secret }
         approval:
           required_approvals: {{{approvals}}}
           approver_role: {{{role}}}
@@ -57,7 +61,7 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
           - id: verify
             name: Verify
             action: shell
-            run: "true"
+            run: printf %s {{ token }} > {{{markers}}}/{{ tag }}.token
         """;
 
     private async Task<(string Name, HttpClient Operator, string OperatorEmail)> GatedAsync(int approvals = 2, string? expires = null)
@@ -479,6 +483,46 @@ public abstract class ApprovalApiTests(PortalFixture fixture) : IDisposable
         Assert.Contains("is not a scope", await badScope.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.BadRequest, (await op.GetAsync("/api/approvals?status=42")).StatusCode);
         Assert.Equal(otherEmail, (await otherOp.GetFromJsonAsync<JsonElement>($"/api/approvals/{await ApprovalIdAsync(others)}")).GetProperty("request").GetProperty("requestedBy").GetString());
+    }
+
+    [Fact]
+    public async Task ASecretValue_IsInNoAnswerOfTheQueueOrTheDetail_WhichShowStars_AndTheStepStillGetsIt()
+    {
+        var (name, op, _) = await GatedAsync(approvals: 1);
+        var (approver, _, _) = await Portal.CreateUserAsync("approver", "Approver");
+        var secret = $"s3cr3t-{Guid.NewGuid():N}";
+        var id = await ExecutionApiTests.StartAsync(op, name, new { environment = "production", tag = "secret", token = secret });
+        var approvalId = await ApprovalIdAsync(id);
+
+        async Task<List<string>> AnswersAsync()
+        {
+            var answers = new List<string>();
+            foreach (var client in new[] { op, approver, Admin })
+            {
+                foreach (var query in new[] { "", "?status=all", "?status=pending", "?status=approved", "?scope=mine", "?scope=requested" })
+                    answers.Add(await client.GetStringAsync($"/api/approvals{query}"));
+                answers.Add(await client.GetStringAsync($"/api/approvals/{approvalId}"));
+            }
+            return answers;
+        }
+
+        var before = await AnswersAsync();
+        Assert.All(before, a => Assert.DoesNotContain(secret, a));
+        var queued = (await approver.GetFromJsonAsync<JsonElement>("/api/approvals?scope=mine")).EnumerateArray().Single(a => a.GetProperty("id").GetGuid() == approvalId);
+        Assert.Equal("***", queued.GetProperty("parameters").GetProperty("token").GetString());
+        Assert.Equal("production", queued.GetProperty("parameters").GetProperty("environment").GetString());
+        var detail = await approver.GetFromJsonAsync<JsonElement>($"/api/approvals/{approvalId}");
+        Assert.Equal("***", detail.GetProperty("request").GetProperty("parameters").GetProperty("token").GetString());
+        var verify = detail.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("stepId").GetString() == "verify").GetProperty("text").GetString();
+        Assert.Equal($"run printf %s '***' > {_markers}/'secret'.token", verify); // rendered with this run's values, the secret masked
+
+        var approve = await ApproveAsync(approver, approvalId);
+        Assert.Equal(HttpStatusCode.OK, approve.StatusCode);
+        Assert.DoesNotContain(secret, await approve.Content.ReadAsStringAsync());
+        Assert.Equal("Succeeded", (await ExecutionApiTests.WaitForEndAsync(op, id)).GetProperty("status").GetString());
+        Assert.All(await AnswersAsync(), a => Assert.DoesNotContain(secret, a));
+        // Masked where people read it, not lost: the step got the real value.
+        Assert.Equal(secret, File.ReadAllText(Path.Combine(_markers, "secret.token")));
     }
 
     [Fact]
