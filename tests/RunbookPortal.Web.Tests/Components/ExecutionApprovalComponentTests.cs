@@ -326,6 +326,41 @@ public sealed class ExecutionApprovalPageTests : PortalBunitContext, IClassFixtu
     }
 
     [Fact]
+    public async Task QueueAndDetailPages_OnTheRealService_ShowASecretParameterAsStars_AndItsValueNowhere()
+    {
+        var name = Name("page-secret");
+        var markers = Path.Combine(Path.GetTempPath(), $"rbp-never-{Guid.NewGuid():N}"); // never created: the run is not approved here
+        await ExecutionApiTests.PublishAsync(_portal, ApprovalApiTests.GatedYaml(name, markers), name);
+        var (_, op, _) = await _portal.CreateUserAsync("operator", "Operator");
+        var (_, approver, _) = await _portal.CreateUserAsync("approver", "Approver");
+        var secret = $"s3cr3t-{Guid.NewGuid():N}";
+        var started = await WithAsync<ExecutionService, StartResult>(s => s.StartAsync(op, false, name, new StartExecutionRequest(new()
+        {
+            ["environment"] = System.Text.Json.JsonSerializer.SerializeToElement("production"),
+            ["tag"] = System.Text.Json.JsonSerializer.SerializeToElement("pagesecret"),
+            ["token"] = System.Text.Json.JsonSerializer.SerializeToElement(secret),
+        })));
+        Assert.True(started.Id is not null, started.Outcome.ToString());
+        var approvalId = (await WithAsync<ApprovalService, ApprovalView?>(s => s.ForExecutionAsync(started.Id!.Value)))!.Id;
+        SignInAs(approver, "Approver");
+
+        var queue = RenderWithAuth<ApprovalsPage>();
+        queue.WaitForAssertion(() => Assert.Contains(queue.FindAll("[data-testid=approvals-table] tbody tr"), r => r.TextContent.Contains(name)), TimeSpan.FromSeconds(10));
+        var row = queue.FindAll("[data-testid=approvals-table] tbody tr").Single(r => r.TextContent.Contains(name));
+        Assert.Contains("token = ***", row.QuerySelector("[data-testid=approval-values]")!.TextContent);
+        Assert.DoesNotContain(secret, queue.Markup);
+
+        var detail = RenderWithAuth<ApprovalDetailPage>(p => p.Add(c => c.Id, approvalId));
+        detail.WaitForAssertion(() => Assert.NotNull(detail.Find("[data-testid=steps-preview]")), TimeSpan.FromSeconds(10));
+        Assert.Contains("printf %s '***'", detail.Find("[data-testid=steps-preview]").TextContent);
+        var request = detail.Find("[data-testid=approval-request]").TextContent;
+        Assert.Contains("token", request);
+        Assert.Contains("***", request);
+        Assert.NotNull(detail.Find("[data-testid=approve]")); // the approver sees it as one who may decide
+        Assert.DoesNotContain(secret, detail.Markup);
+    }
+
+    [Fact]
     public async Task ExecutionPage_ForAManualStep_ShowsItsInstructionsAsText_AndContinueCarriesTheRunOn()
     {
         var name = Name("page-manual");

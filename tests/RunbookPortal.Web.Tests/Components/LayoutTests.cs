@@ -6,6 +6,8 @@ using RunbookPortal.Web.Components.Layout;
 using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Features.Approvals;
 using RunbookPortal.Web.Features.Executions;
+using RunbookPortal.Web.Features;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace RunbookPortal.Web.Tests.Components;
 
@@ -69,6 +71,81 @@ public sealed class LayoutTests : PortalBunitContext
         var cut = RenderWithAuth<NavMenu>();
         cut.WaitForAssertion(() => Assert.Contains("Approvals", cut.Markup));
         Assert.Empty(cut.FindAll("[data-testid=approvals-badge]"));
+    }
+
+    private void Publish(Execution execution, string kind) =>
+        _notifier.Publish(new ExecutionEventRecord { ExecutionId = execution.Id, Seq = 1, Kind = kind, DataJson = "{}" });
+
+    /// <summary>Decides <paramref name="execution"/>'s request in the store, as ApprovalService would have.</summary>
+    private Task DecideAsync(Execution execution, bool approve, string by, string? comment) => WithStoreAsync(async db =>
+    {
+        var request = await db.ApprovalRequests.Include(a => a.Decisions).SingleAsync(a => a.ExecutionId == execution.Id);
+        request.Status = approve ? ApprovalStatus.Approved : ApprovalStatus.Rejected;
+        request.DecidedAt = DateTime.UtcNow;
+        request.Decisions.Add(new ApprovalDecision { ApprovalRequestId = request.Id, By = by, At = DateTime.UtcNow, Approved = approve, Comment = comment });
+        await db.SaveChangesAsync();
+    });
+
+    private static string[] Snackbars(IRenderedComponent<MudBlazor.MudSnackbarProvider> snackbars) =>
+        snackbars.FindAll(".mud-snackbar .mud-snackbar-content-message").Select(m => m.TextContent.Trim()).ToArray();
+
+    [Fact]
+    public async Task ApprovalAlerts_ShowAnApproverEachNewRequestOfTheirRole_NotTheirOwn_AndOpenLeadsToIt()
+    {
+        SignInAs("approver@portal.test", "Approver");
+        var snackbars = Render<MudBlazor.MudSnackbarProvider>();
+        RenderWithAuth<ApprovalAlerts>();
+        var own = await PendingRequestAsync("approver@portal.test");
+        var theirs = await PendingRequestAsync("op@portal.test");
+
+        Publish(own, EventKinds.ExecutionAwaitingApproval); // mine: nothing for me to decide
+        Publish(theirs, EventKinds.ExecutionAwaitingApproval);
+        snackbars.WaitForAssertion(() => Assert.Equal(["op@portal.test asks for approval: web-deploy v1 (every run: 1 approval from Approver)."], Snackbars(snackbars)));
+
+        snackbars.Find(".mud-snackbar button.mud-snackbar-action-button, .mud-snackbar .mud-snackbar-content-action button").Click();
+        var approvalId = await Services.GetRequiredService<IServiceScopeFactory>().InScopeAsync<ApprovalService, Guid>(async s => (await s.ForExecutionAsync(theirs.Id))!.Id);
+        Assert.EndsWith($"/approvals/{approvalId}", Services.GetRequiredService<NavigationManager>().Uri);
+    }
+
+    [Fact]
+    public async Task ApprovalAlerts_ShowNoNewRequest_ToSomeoneWithoutTheApproverRole()
+    {
+        SignInAs("op2@portal.test", "Operator");
+        var snackbars = Render<MudBlazor.MudSnackbarProvider>();
+        RenderWithAuth<ApprovalAlerts>();
+        var request = await PendingRequestAsync("op@portal.test");
+        var mine = await PendingRequestAsync("op2@portal.test");
+
+        Publish(request, EventKinds.ExecutionAwaitingApproval);
+        // A later alert this person does get (their own run's decision) shows the new request's alert did not come.
+        await DecideAsync(mine, approve: true, "approver@portal.test", null);
+        Publish(mine, EventKinds.ExecutionApproved);
+        snackbars.WaitForAssertion(() => Assert.Equal(["Your run of web-deploy v1 was approved and is starting."], Snackbars(snackbars)));
+    }
+
+    [Fact]
+    public async Task ApprovalAlerts_TellTheRequesterTheDecision_ApprovedOrRejectedWithWhoAndWhy_AndNotOthersDecisions()
+    {
+        SignInAs("op@portal.test", "Operator");
+        var snackbars = Render<MudBlazor.MudSnackbarProvider>();
+        RenderWithAuth<ApprovalAlerts>();
+        var approved = await PendingRequestAsync("op@portal.test");
+        var rejected = await PendingRequestAsync("op@portal.test");
+        var someoneElses = await PendingRequestAsync("op2@portal.test");
+
+        await DecideAsync(someoneElses, approve: false, "approver@portal.test", "not yours");
+        Publish(someoneElses, EventKinds.ExecutionRejected);
+        await DecideAsync(approved, approve: true, "approver@portal.test", null);
+        Publish(approved, EventKinds.ExecutionApproved);
+        snackbars.WaitForAssertion(() => Assert.Equal(["Your run of web-deploy v1 was approved and is starting."], Snackbars(snackbars)));
+
+        await DecideAsync(rejected, approve: false, "approver@portal.test", "wrong window");
+        Publish(rejected, EventKinds.ExecutionRejected);
+        snackbars.WaitForAssertion(() => Assert.Contains("Your run of web-deploy v1 was rejected by approver@portal.test: wrong window", Snackbars(snackbars)));
+        Assert.Equal(2, Snackbars(snackbars).Length);
+
+        snackbars.FindAll(".mud-snackbar").Single(s => s.TextContent.Contains("rejected")).QuerySelector("button.mud-snackbar-action-button, .mud-snackbar-content-action button")!.Click();
+        Assert.EndsWith($"/executions/{rejected.Id}", Services.GetRequiredService<NavigationManager>().Uri);
     }
 
     private static string[] LinkTexts(IRenderedComponent<Microsoft.AspNetCore.Components.Authorization.CascadingAuthenticationState> cut) =>
