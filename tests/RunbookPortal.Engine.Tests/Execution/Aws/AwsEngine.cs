@@ -25,21 +25,24 @@ internal static class AwsEngine
 
     private static readonly HttpClient Client = new() { Timeout = Timeout.InfiniteTimeSpan };
 
-    public static ExecutionRunner Runner(AwsStepSettings settings, string folder, params IStepExecutor[] more)
+    /// <summary>Shell, lambda, ssm and ssm_automation executors; SSM's client is the SDK's, built as the host builds it.</summary>
+    public static ExecutionRunner Runner(AwsStepSettings settings, string folder)
     {
+        var ssm = SsmClient.Create(settings);
         IStepExecutor[] executors =
         [
             new ShellStepExecutor(new ShellOptions { WorkingDirectory = folder }),
             new LambdaStepExecutor(() => Client, settings),
-            .. more,
+            new SsmStepExecutor(ssm, settings),
+            new SsmAutomationStepExecutor(ssm, settings),
         ];
         return new ExecutionRunner(executors, TimeProvider.System, new ExecutionOptions(), jitterSeed: 7);
     }
 
     public static async Task<(ExecutionOutcome Outcome, EventLog Log)> RunAsync(ExecutionRunner runner, string steps, string parameters = "",
-        IReadOnlyDictionary<string, string>? values = null, ExecutionControl? control = null)
+        IReadOnlyDictionary<string, string>? values = null, ExecutionControl? control = null, EventLog? log = null)
     {
-        var log = new EventLog();
+        log ??= new EventLog();
         var own = control is null;
         control ??= new ExecutionControl();
         try
