@@ -44,7 +44,7 @@ internal sealed class FakeSsm : IAsyncDisposable
     private readonly List<Call> _calls = [];
     private readonly List<string> _protocolProblems = [];
 
-    public FakeSsm(string region = AwsEngine.Region)
+    public FakeSsm(string region = "eu-west-1")
     {
         Endpoint = new AwsTestEndpoint("ssm", region, (request, _) => Task.FromResult(Answer(request)));
     }
