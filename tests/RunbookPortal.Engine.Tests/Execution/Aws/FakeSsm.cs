@@ -60,6 +60,12 @@ internal sealed class FakeSsm : IAsyncDisposable
     /// <summary>A chance to answer a call otherwise (an error, throttling); null: answer as SSM would.</summary>
     public Func<Call, AwsTestEndpoint.Response?> Intercept { get; set; } = _ => null;
 
+    /// <summary>Parameter Store: name → (type, value as stored). A SecureString is answered decrypted only WithDecryption.</summary>
+    public Dictionary<string, (string Type, string Value)> Parameters { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Parameters the caller may not read (AccessDeniedException).</summary>
+    public HashSet<string> Denied { get; } = new(StringComparer.Ordinal);
+
     /// <summary>The most invocations one ListCommandInvocations page holds (the rest come with NextToken).</summary>
     public int PageSize { get; set; } = 2;
 
@@ -109,6 +115,7 @@ internal sealed class FakeSsm : IAsyncDisposable
                 "StartAutomationExecution" => StartAutomation(call.Body),
                 "GetAutomationExecution" => GetAutomation(call.Body),
                 "StopAutomationExecution" => StopAutomation(call.Body),
+                "GetParameter" => GetParameter(call.Body),
                 _ => Error("InvalidAction", $"{call.Operation} is not served by this test endpoint"),
             };
         }
@@ -278,6 +285,25 @@ internal sealed class FakeSsm : IAsyncDisposable
             return Error("AutomationExecutionNotFoundException", $"no automation {id}");
         state.Stopped = true;
         return Ok([]);
+    }
+
+    private AwsTestEndpoint.Response GetParameter(JsonObject body)
+    {
+        var name = body["Name"]!.GetValue<string>();
+        if (Denied.Contains(name))
+            return Error("AccessDeniedException", $"User: arn:aws:iam::123456789012:user/portal is not authorized to perform: ssm:GetParameter on resource: {name}");
+        if (!Parameters.TryGetValue(name, out var parameter))
+            return Error("ParameterNotFound", "");
+        var decrypt = body["WithDecryption"]?.GetValue<bool>() == true;
+        var value = parameter.Type == "SecureString" && !decrypt ? "AQICAHh-encrypted-blob" : parameter.Value;
+        return Ok(new JsonObject
+        {
+            ["Parameter"] = new JsonObject
+            {
+                ["Name"] = name, ["Type"] = parameter.Type, ["Value"] = value, ["Version"] = 1, ["LastModifiedDate"] = Epoch(),
+                ["ARN"] = $"arn:aws:ssm:eu-west-1:123456789012:parameter{name}", ["DataType"] = "text",
+            },
+        });
     }
 
     public ValueTask DisposeAsync() => Endpoint.DisposeAsync();
