@@ -40,7 +40,7 @@ public sealed class AwsServiceUrls
     public string? Ssm { get; set; }
     public string? Lambda { get; set; }
 
-    /// <summary>For SNS notifications (not sent by this portal yet).</summary>
+    /// <summary>For SNS notifications (<see cref="Notifications.SnsPublisher"/>; the portal does not send notifications yet).</summary>
     public string? Sns { get; set; }
 }
 
@@ -67,6 +67,7 @@ public static class AwsStepsExtensions
                 Credentials = ProfileCredentials(o),
                 LambdaServiceUrl = Url(o.ServiceUrl.Lambda),
                 SsmServiceUrl = Url(o.ServiceUrl.Ssm),
+                SnsServiceUrl = Url(o.ServiceUrl.Sns),
             };
         });
         services.AddSingleton<IAmazonSimpleSystemsManagement>(sp =>

@@ -24,6 +24,9 @@ public sealed class AwsStepSettings
     /// <summary>SSM's endpoint (LocalStack, tests); <c>null</c>: the region's endpoint.</summary>
     public Uri? SsmServiceUrl { get; init; }
 
+    /// <summary>SNS's endpoint (LocalStack, tests); <c>null</c>: <c>https://sns.{region}.amazonaws.com</c>.</summary>
+    public Uri? SnsServiceUrl { get; init; }
+
     /// <summary>How many times a throttled call (HTTP 429, TooManyRequestsException) is tried again before the step fails.</summary>
     public int ThrottleRetries { get; init; } = 5;
 
@@ -44,6 +47,9 @@ public sealed class AwsStepSettings
 
     /// <summary>Lambda's base URL, with the region's DNS suffix (amazonaws.com, amazonaws.com.cn, …) unless overridden.</summary>
     public Uri LambdaUrl => LambdaServiceUrl ?? new Uri($"https://lambda.{Region}.{RegionEndpoint.PartitionDnsSuffix ?? "amazonaws.com"}");
+
+    /// <summary>SNS's base URL for <paramref name="region"/>, unless overridden.</summary>
+    public Uri SnsUrl(string region) => SnsServiceUrl ?? new Uri($"https://sns.{region}.{RegionEndpoint.GetBySystemName(region).PartitionDnsSuffix ?? "amazonaws.com"}/");
 
     /// <summary>The credentials for one call, or the reason there are none, in words a runbook author can act on.</summary>
     public async Task<(AWSCredentials? Credentials, string? Problem)> ResolveCredentialsAsync()
@@ -75,7 +81,7 @@ public sealed class AwsStepSettings
     /// The pause before retry <paramref name="retry"/> (1 for the first) of a throttled call: exponential with "equal jitter"
     /// (half fixed, half random), and never shorter than what the service asked for in <c>Retry-After</c>.
     /// </summary>
-    internal TimeSpan ThrottleDelay(int retry, TimeSpan? retryAfter)
+    public TimeSpan ThrottleDelay(int retry, TimeSpan? retryAfter)
     {
         var exponential = Math.Min(ThrottleMaxDelay.Ticks, ThrottleBaseDelay.Ticks * Math.Pow(2, retry - 1));
         var jittered = TimeSpan.FromTicks((long)(exponential / 2 + Random.Shared.NextDouble() * exponential / 2));
@@ -83,16 +89,16 @@ public sealed class AwsStepSettings
     }
 
     /// <summary>Whether an AWS error code is a refusal of the credentials or signature (rather than of the request).</summary>
-    internal static bool IsCredentialError(string? code) => code is "UnrecognizedClientException" or "InvalidSignatureException"
+    public static bool IsCredentialError(string? code) => code is "UnrecognizedClientException" or "InvalidSignatureException"
         or "SignatureDoesNotMatch" or "ExpiredTokenException" or "ExpiredToken" or "InvalidClientTokenId" or "IncompleteSignature"
         or "MissingAuthenticationToken" or "InvalidSecurityToken" or "RequestExpired";
 
-    internal static bool IsThrottling(HttpStatusCode status, string? code) => status == HttpStatusCode.TooManyRequests
+    public static bool IsThrottling(HttpStatusCode status, string? code) => status == HttpStatusCode.TooManyRequests
         || code is "TooManyRequestsException" or "ThrottlingException" or "Throttling" or "ThrottledException" or "RequestLimitExceeded"
         or "ProvisionedThroughputExceededException" or "EC2ThrottledException";
 
     /// <summary>Words for an AWS refusal of the credentials: what to fix.</summary>
-    internal static string CredentialProblem(string service, string code, string? message) => code switch
+    public static string CredentialProblem(string service, string code, string? message) => code switch
     {
         "ExpiredTokenException" or "ExpiredToken" or "RequestExpired" =>
             $"{service} refused the portal's AWS credentials: they have expired ({code}: {message}); renew the session or role credentials",
