@@ -54,6 +54,27 @@ public sealed class MixedAwsRunbookTests : ScratchFolder
     }
 
     [Fact]
+    public void DryRun_SaysWhatEachAwsStepWouldCall()
+    {
+        var runner = AwsEngine.Runner(AwsEngine.Settings(), Folder);
+        var plan = Engine.Plan(Engine.Runbook(Deploy + "\n" + """
+            - id: restart
+              action: ssm_automation
+              document: AWS-RestartEC2Instance
+            """, "version: { type: string }"), new Dictionary<string, string> { ["version"] = "2.0.3" }, dryRun: true);
+
+        var preview = runner.Preview(plan).Skip(1).Select(p => p.Text).ToList(); // after the shell step
+
+        Assert.Equal(
+            [
+                "send the SSM command backup-application to tag:App=web",
+                "invoke the Lambda function verify-deployment",
+                "start the SSM automation AWS-RestartEC2Instance",
+            ],
+            preview);
+    }
+
+    [Fact]
     public async Task WhenEveryStepSucceeds_NothingIsRolledBack()
     {
         await using var ssm = new FakeSsm { Instances = _ => [new("i-0web1", 1, Stdout: "done\n")] };
