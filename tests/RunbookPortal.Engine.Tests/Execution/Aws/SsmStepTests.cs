@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Execution.Steps.Aws;
 
 namespace RunbookPortal.Engine.Tests.Execution.Aws;
 
@@ -114,6 +115,59 @@ public sealed class SsmStepTests : ScratchFolder
 
         Assert.Equal(ExecutionStatus.Failed, outcome.Status); // a failed command is a failed step, whatever exit_code expects
         Assert.Equal(2, log.All<StepFailed>().Single().ExitCode);
+    }
+
+    [Fact]
+    public async Task MissingCredentials_FailTheStep_SayingHowToProvideThem()
+    {
+        await using var ssm = new FakeSsm();
+        var settings = AwsEngine.Settings(ssm: ssm.Endpoint.Url, credentials: new UnavailableCredentials());
+
+        var (outcome, log) = await AwsEngine.RunAsync(AwsEngine.Runner(settings, Folder), """
+            - id: run
+              action: ssm
+              document: AWS-RunShellScript
+              targets: { InstanceIds: [i-0one] }
+            """);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.StartsWith("no AWS credentials were found for the portal", log.All<StepFailed>().Single().Reason, StringComparison.Ordinal);
+        Assert.Empty(ssm.Calls);
+    }
+
+    [Fact]
+    public async Task OutputKeptForValidate_IsCappedAtTheStepsLimit()
+    {
+        var big = string.Concat(Enumerable.Range(0, 400).Select(i => $"line {i:000} of a long report ü\n"));
+        await using var ssm = new FakeSsm { Instances = _ => [Ok("i-0one", stdout: big)] };
+        var settings = AwsEngine.Settings(ssm: ssm.Endpoint.Url);
+        var runner = new ExecutionRunner([new SsmStepExecutor(SsmClient.Create(settings), settings)], TimeProvider.System,
+            new ExecutionOptions { MaxOutputBytesPerStep = 2048 }, 7);
+
+        var (outcome, log) = await AwsEngine.RunAsync(runner, """
+            - id: head
+              action: ssm
+              document: AWS-RunShellScript
+              targets: { InstanceIds: [i-0one] }
+              outputs: { first: 'line (000)' }
+            - id: tail
+              action: ssm
+              document: AWS-RunShellScript
+              targets: { InstanceIds: [i-0one] }
+              validate: { regex: 'line 399' }
+            """);
+
+        Assert.Equal(ExecutionStatus.Failed, outcome.Status);
+        Assert.Equal("000", log.All<StepSucceeded>().Single(s => s.StepId == "head").Outputs["first"]);
+        Assert.Equal("the output does not match the regular expression line 399", log.All<StepFailed>().Single(s => s.StepId == "tail").Reason);
+        Assert.Contains(log.All<StepOutputTruncated>(), t => t.StepId == "head");
+    }
+
+    /// <summary>What the SDK's providers raise when a source has no credentials.</summary>
+    private sealed class UnavailableCredentials : Amazon.Runtime.AWSCredentials
+    {
+        public override Amazon.Runtime.ImmutableCredentials GetCredentials() =>
+            throw new Amazon.Runtime.AmazonClientException("Failed to resolve AWS credentials. The credential providers used to search for credentials returned no credentials.");
     }
 
     [Fact]

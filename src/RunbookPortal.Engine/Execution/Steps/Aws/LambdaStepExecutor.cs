@@ -147,7 +147,7 @@ public sealed class LambdaStepExecutor(Func<HttpClient> createClient, AwsStepSet
     {
         var detail = $"{code ?? ((int)status).ToString(CultureInfo.InvariantCulture)}{(message is null ? "" : ": " + message)}";
         if (code == "ResourceNotFoundException" || (status == HttpStatusCode.NotFound && code is null))
-            return $"the Lambda function '{function}' was not found in {RegionHint()}({detail})";
+            return $"the Lambda function '{function}' was not found in the configured region and account ({detail})";
         if (AwsStepSettings.IsCredentialError(code) || (status == HttpStatusCode.Forbidden && code is null))
             return AwsStepSettings.CredentialProblem("Lambda", code ?? "403", message);
         if (code == "AccessDeniedException")
@@ -155,8 +155,6 @@ public sealed class LambdaStepExecutor(Func<HttpClient> createClient, AwsStepSet
         if (AwsStepSettings.IsThrottling(status, code))
             return $"Lambda kept throttling the invocation of '{function}' ({detail}), after {retries} tries again";
         return $"Lambda refused to invoke '{function}': HTTP {(int)status} {detail}";
-
-        static string RegionHint() => "the configured region and account ";
     }
 
     /// <summary>The function's own failure: <c>{ errorType, errorMessage }</c> in the body, <c>Handled</c>/<c>Unhandled</c> in the header.</summary>

@@ -162,6 +162,7 @@ public sealed class SsmStepExecutor(IAmazonSimpleSystemsManagement ssm, AwsStepS
         private readonly Dictionary<string, TargetResult> _ended = new(StringComparer.Ordinal);
         private readonly List<string> _order = [];
         private readonly StringBuilder _output = new();
+        private int _keptBytes;
 
         public string CommandId { get; } = commandId;
 
@@ -211,14 +212,35 @@ public sealed class SsmStepExecutor(IAmazonSimpleSystemsManagement ssm, AwsStepS
                     await Context.WriteOutputAsync("stdout", $"[{id}] {line}").ConfigureAwait(false);
                 foreach (var line in Lines(result.StandardErrorContent))
                     await Context.WriteOutputAsync("stderr", $"[{id}] {line}").ConfigureAwait(false);
-                if (!string.IsNullOrEmpty(result.StandardOutputContent) && _output.Length < Context.MaxOutputBytes)
-                    _output.Append(result.StandardOutputContent.EndsWith('\n') ? result.StandardOutputContent : result.StandardOutputContent + "\n");
+                if (!string.IsNullOrEmpty(result.StandardOutputContent))
+                    Keep(result.StandardOutputContent.EndsWith('\n') ? result.StandardOutputContent : result.StandardOutputContent + "\n");
             }
             catch (AmazonSimpleSystemsManagementException ex) when (ex.ErrorCode is "InvocationDoesNotExist" or "InvocationDoesNotExistException")
             {
                 // Never delivered (Undeliverable, Delivery Timed Out): there is no output to read.
             }
             _ended[id] = new TargetResult(id, invocation.Status == CommandInvocationStatus.Success, status, exitCode);
+        }
+
+        /// <summary>Keeps what fits of <see cref="StepContext.MaxOutputBytes"/> (UTF-8) for validate and outputs; the log has it all.</summary>
+        private void Keep(string text)
+        {
+            var room = Context.MaxOutputBytes - _keptBytes;
+            if (room <= 0)
+                return;
+            var bytes = Encoding.UTF8.GetByteCount(text);
+            if (bytes > room)
+            {
+                var length = Math.Min(text.Length, room);
+                while (length > 0 && Encoding.UTF8.GetByteCount(text.AsSpan(0, length)) > room)
+                    length--;
+                if (length > 0 && char.IsHighSurrogate(text[length - 1]))
+                    length--;
+                text = text[..length];
+                bytes = Encoding.UTF8.GetByteCount(text);
+            }
+            _output.Append(text);
+            _keptBytes += bytes;
         }
 
         private static bool IsEnded(CommandInvocationStatus? status) => status == CommandInvocationStatus.Success || status == CommandInvocationStatus.Failed
