@@ -230,6 +230,33 @@ public sealed class SsmStepTests : ScratchFolder
     }
 
     [Fact]
+    public async Task PollsThrottledPastTheSdksRetries_AreTriedAgainLater_AndTheStepGoesOn()
+    {
+        var throttled = 0;
+        await using var ssm = new FakeSsm { Instances = _ => [Ok("i-0one", polls: 2, stdout: "ok\n")] };
+        // More than the SDK's 2 attempts of one call (SdkRetries 1): the executor itself waits and polls again.
+        ssm.Intercept = c => c.Operation == "ListCommands" && Interlocked.Increment(ref throttled) <= 2
+            ? FakeSsm.Error("ThrottlingException", "Rate exceeded")
+            : null;
+        var settings = new RunbookPortal.Engine.Execution.Steps.Aws.AwsStepSettings
+        {
+            Region = AwsEngine.Region, Credentials = AwsEngine.Settings().Credentials, SsmServiceUrl = ssm.Endpoint.Url, SdkRetries = 1,
+            PollInterval = TimeSpan.FromMilliseconds(20), PollMaxInterval = TimeSpan.FromMilliseconds(100),
+        };
+
+        var (outcome, log) = await AwsEngine.RunAsync(AwsEngine.Runner(settings, Folder), """
+            - id: run
+              action: ssm
+              document: AWS-RunShellScript
+              targets: { InstanceIds: [i-0one] }
+            """);
+
+        Assert.Equal(ExecutionStatus.Succeeded, outcome.Status);
+        Assert.Contains(log.All<StepOutput>(), o => o.Stream == "stderr" && o.Text.StartsWith("SSM did not answer the poll of ", StringComparison.Ordinal));
+        Assert.Contains("[i-0one] ok", log.Output("run"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Cancel_SendsCancelCommand_AndTheStepEndsWhenSsmSaysItIsCancelled()
     {
         await using var ssm = new FakeSsm { Instances = _ => [new("i-0long", int.MaxValue - 1)] };

@@ -27,6 +27,9 @@ public sealed class AwsStepSettings
     /// <summary>SNS's endpoint (LocalStack, tests); <c>null</c>: <c>https://sns.{region}.amazonaws.com</c>.</summary>
     public Uri? SnsServiceUrl { get; init; }
 
+    /// <summary>How many times the SSM client (the SDK, standard retry mode) tries a throttled or failed call again.</summary>
+    public int SdkRetries { get; init; } = 4;
+
     /// <summary>How many times a throttled call (HTTP 429, TooManyRequestsException) is tried again before the step fails.</summary>
     public int ThrottleRetries { get; init; } = 5;
 

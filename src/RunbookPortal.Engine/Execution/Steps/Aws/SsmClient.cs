@@ -10,7 +10,7 @@ public static class SsmClient
     public static IAmazonSimpleSystemsManagement Create(AwsStepSettings settings, HttpClientFactory? httpClients = null)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        var config = new AmazonSimpleSystemsManagementConfig { RetryMode = RequestRetryMode.Standard, MaxErrorRetry = 4 };
+        var config = new AmazonSimpleSystemsManagementConfig { RetryMode = RequestRetryMode.Standard, MaxErrorRetry = settings.SdkRetries };
         if (httpClients is not null)
             config.HttpClientFactory = httpClients;
         if (settings.SsmServiceUrl is { } url)
