@@ -203,6 +203,11 @@ public sealed class ExecutionRunner
             HttpAction http => $"send {http.Method} {RenderForPeople(http.Url, values)}",
             WaitAction wait => $"wait {DurationParser.Format(wait.Duration)}",
             ManualAction manual => $"wait for {manual.Role} to continue: {RenderForPeople(manual.Instructions, values)}",
+            LambdaAction lambda => $"invoke the Lambda function {RenderForPeople(lambda.Function, values)}"
+                + (lambda.Qualifier is { } qualifier ? $":{RenderForPeople(qualifier, values)}" : ""),
+            SsmAction ssm => $"send the SSM command {RenderForPeople(ssm.Document, values)} to "
+                + (ssm.Targets.Count == 0 ? "no targets" : string.Join(", ", ssm.Targets.Select(t => $"{RenderForPeople(t.Key, values)}={string.Join(",", t.Value.Select(v => RenderForPeople(v, values)))}"))),
+            SsmAutomationAction automation => $"start the SSM automation {RenderForPeople(automation.Document, values)}",
             _ => $"run the {step.Action} action",
         };
         return step.Details is ManualAction || _executors.ContainsKey(step.Action) ? what : $"{what} ({NoExecutor(step.Action)})";

@@ -10,7 +10,7 @@ namespace RunbookPortal.Engine.Runbooks;
 /// <param name="Pattern">When given, the value must match this regular expression (string and secret only).</param>
 /// <param name="Min">Smallest value (int only).</param>
 /// <param name="Max">Largest value (int only).</param>
-public sealed record ParameterDefinition(
+public sealed partial record ParameterDefinition(
     string Name,
     ParameterType Type,
     bool Required,
@@ -29,6 +29,23 @@ public sealed record ParameterDefinition(
 
     /// <summary><c>allow_leading_dash: true</c>: a string value may start with <c>-</c> (by default refused, so no value becomes an option).</summary>
     public bool AllowLeadingDash { get; init; }
+
+    /// <summary>
+    /// <c>from: ssm:/path</c> (secrets only): the name of the SSM Parameter Store parameter (<c>/path</c>) whose value, read
+    /// with decryption when the run starts, is this parameter's. Nobody gives it a value, and it is never stored.
+    /// </summary>
+    public string? FromSsm { get; init; }
+
+    /// <summary>Reads <c>ssm:/a/b</c> into the parameter name <c>/a/b</c>: SSM's characters (letters, digits, <c>_ . -</c>) between slashes.</summary>
+    public static bool TryParseSsmSource(string text, out string name)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        name = text.StartsWith("ssm:", StringComparison.Ordinal) ? text[4..] : "";
+        return name.Length is > 1 and <= 2048 && SsmName().IsMatch(name);
+    }
+
+    [GeneratedRegex(@"^(/[A-Za-z0-9_.\-]+)+$", RegexOptions.CultureInvariant)]
+    private static partial Regex SsmName();
 
     /// <summary>
     /// Checks a value against this declaration. Answers <c>null</c> when the value fits, else a problem

@@ -10,7 +10,7 @@ internal sealed partial class RunbookAnalyzer
         "apiVersion", "name", "title", "description", "type", "tags", "owner", "prerequisites",
         "parameters", "approval", "concurrency", "steps");
 
-    private static readonly KeySet ParameterKeys = new("type", "required", "default", "allowed", "pattern", "min", "max", "description", "multiline", "allow_leading_dash");
+    private static readonly KeySet ParameterKeys = new("type", "required", "default", "allowed", "pattern", "min", "max", "description", "multiline", "allow_leading_dash", "from");
     private static readonly KeySet ApprovalKeys = new("required_approvals", "approver_role", "when", "expires_after");
     private static readonly KeySet ConcurrencyKeys = new("key", "limit");
 
@@ -260,7 +260,20 @@ internal sealed partial class RunbookAnalyzer
                 d.Warning(defaultNode, m.PathOf("default"), $"`{name}` is a secret, but its default is written in the runbook for anyone to read; remove the default");
         }
 
-        return definition with { Default = defaultValue };
+        string? fromSsm = null;
+        if (m["from"] is { } fromNode && Text(m, "from", required: false) is { } from)
+        {
+            if (typeIsValid && type != ParameterType.Secret)
+                d.Error(fromNode, m.PathOf("from"), $"`from` applies to secret parameters only, and `{name}` is {ParameterTypes.NameOf(type)}");
+            else if (!ParameterDefinition.TryParseSsmSource(from, out var ssmName))
+                d.Error(fromNode, m.PathOf("from"), $"`from` must name an SSM Parameter Store parameter such as `ssm:/prod/db/password` (letters, digits and _ . - / after `ssm:/`), got {Describe(fromNode)}");
+            else
+                fromSsm = ssmName;
+            if (m["default"] is { } fromDefault)
+                d.Error(fromDefault, m.PathOf("default"), $"`{name}` comes from Parameter Store (`from`), so it takes no `default`; remove one of them");
+        }
+
+        return definition with { Default = fromSsm is null ? defaultValue : null, FromSsm = fromSsm };
     }
 
     private ApprovalPolicy? Approval(MapView top)

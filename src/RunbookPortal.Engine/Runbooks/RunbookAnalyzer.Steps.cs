@@ -14,9 +14,9 @@ internal sealed partial class RunbookAnalyzer
     {
         [StepActions.Shell] = ["run", "working_directory", "env", "stream"],
         [StepActions.Http] = ["method", "url", "headers", "body", "expect_status"],
-        [StepActions.Ssm] = ["document", "targets", "parameters"],
+        [StepActions.Ssm] = ["document", "targets", "parameters", "max_concurrency", "max_errors", "comment"],
         [StepActions.SsmAutomation] = ["document", "parameters"],
-        [StepActions.Lambda] = ["function", "payload"],
+        [StepActions.Lambda] = ["function", "payload", "qualifier", "log_type"],
         [StepActions.Manual] = ["instructions", "role"],
         [StepActions.Wait] = ["duration"],
     };
@@ -57,7 +57,16 @@ internal sealed partial class RunbookAnalyzer
     private static readonly HashSet<string> UntemplatedStepKeys = new(StringComparer.Ordinal)
     {
         "id", "action", "outputs", "rollback", "retry", "timeout", "required", "method", "expect_status", "duration", "validate", "role",
+        "max_concurrency", "max_errors", "log_type",
     };
+
+    /// <summary>SendCommand's MaxConcurrency: a count from 1, or a percentage from 1% to 100%.</summary>
+    [GeneratedRegex(@"^([1-9][0-9]*|[1-9][0-9]?%|100%)$", RegexOptions.CultureInvariant)]
+    private static partial Regex SsmConcurrencySyntax();
+
+    /// <summary>SendCommand's MaxErrors: a count from 0, or a percentage from 0% to 100%.</summary>
+    [GeneratedRegex(@"^(0|[1-9][0-9]*|[0-9]%|[1-9][0-9]%|100%)$", RegexOptions.CultureInvariant)]
+    private static partial Regex SsmErrorsSyntax();
 
     [GeneratedRegex(@"^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[[0-9]+\])*$", RegexOptions.CultureInvariant)]
     private static partial Regex JsonPathSyntax();
@@ -409,7 +418,27 @@ internal sealed partial class RunbookAnalyzer
         var document = Text(m, "document", required: true, $"an `ssm` {noun} needs `document`: the SSM command document to run, such as `AWS-RunShellScript`") ?? "";
         var targets = ListMap(m, "targets", "`targets`", " of target keys to values, such as `{ \"tag:App\": web }` or `{ InstanceIds: [i-0abc] }`");
         var parameters = ListMap(m, "parameters", "`parameters`", " of document parameter names to values, such as `{ commands: [\"uptime\"] }`");
-        return new SsmAction(document, targets, parameters);
+        var maxConcurrency = SsmLimit(m, "max_concurrency", SsmConcurrencySyntax(), "a number of instances from 1, or a percentage from 1% to 100%, such as `10` or `25%`");
+        var maxErrors = SsmLimit(m, "max_errors", SsmErrorsSyntax(), "a number of failed instances from 0, or a percentage from 0% to 100%, such as `0` or `10%`");
+        var comment = Text(m, "comment", required: false);
+        if (comment is not null && TemplateReferences.Find(comment).Count == 0 && comment.Length > SsmAction.MaxCommentLength)
+            d.Error(m["comment"]!, m.PathOf("comment"), $"`comment` is sent to SSM, which takes at most {SsmAction.MaxCommentLength} characters, and this one has {comment.Length}");
+        return new SsmAction(document, targets, parameters, maxConcurrency, maxErrors, comment);
+    }
+
+    /// <summary>A max_concurrency or max_errors value: a whole number or a percentage, written bare or quoted.</summary>
+    private string? SsmLimit(MapView m, string key, Regex syntax, string what)
+    {
+        if (m[key] is not { } node)
+            return null;
+        if (AnyScalar(node, m.PathOf(key), key) is not { } text)
+            return null;
+        if (!syntax.IsMatch(text.Trim()))
+        {
+            d.Error(node, m.PathOf(key), $"`{key}` must be {what}, got {Describe(node)}");
+            return null;
+        }
+        return text.Trim();
     }
 
     private SsmAutomationAction SsmAutomation(MapView m, string noun)
@@ -441,6 +470,14 @@ internal sealed partial class RunbookAnalyzer
             CheckFreeForm(payloadNode, m.PathOf("payload").ToString());
             payload = YamlJson.ToJsonElement(payloadNode);
         }
-        return new LambdaAction(function, payload);
+        var qualifier = Text(m, "qualifier", required: false);
+        var logTail = false;
+        if (m["log_type"] is { } logNode && Text(m, "log_type", required: false) is { } logType)
+        {
+            logTail = string.Equals(logType, "tail", StringComparison.OrdinalIgnoreCase);
+            if (!logTail && !string.Equals(logType, "none", StringComparison.OrdinalIgnoreCase))
+                d.Error(logNode, m.PathOf("log_type"), $"`log_type` must be `tail` (the function's last 4 KB of log go into the step's log) or `none`, got {Describe(logNode)}{Suggestions.DidYouMean(logType, ["tail", "none"])}");
+        }
+        return new LambdaAction(function, payload, qualifier, logTail);
     }
 }

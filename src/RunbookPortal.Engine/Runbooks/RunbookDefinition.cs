@@ -157,19 +157,31 @@ public sealed record HttpAction(
 
 /// <summary>Runs an SSM command document (SendCommand).</summary>
 /// <param name="Targets">Target key (<c>tag:App</c>, <c>InstanceIds</c>, …) → values.</param>
+/// <param name="MaxConcurrency">SendCommand's MaxConcurrency (<c>10</c> or <c>25%</c>), or <c>null</c> for SSM's default.</param>
+/// <param name="MaxErrors">SendCommand's MaxErrors (<c>0</c> or <c>10%</c>), or <c>null</c> for SSM's default.</param>
+/// <param name="Comment">The command's comment (may hold templates); <c>null</c>: the portal names the execution and step.</param>
 public sealed record SsmAction(
     string Document,
     IReadOnlyDictionary<string, IReadOnlyList<string>> Targets,
-    IReadOnlyDictionary<string, IReadOnlyList<string>> Parameters) : StepAction;
+    IReadOnlyDictionary<string, IReadOnlyList<string>> Parameters,
+    string? MaxConcurrency = null,
+    string? MaxErrors = null,
+    string? Comment = null) : StepAction
+{
+    /// <summary>The longest comment SendCommand takes.</summary>
+    public const int MaxCommentLength = 100;
+}
 
 /// <summary>Starts an SSM Automation document and waits for it.</summary>
 public sealed record SsmAutomationAction(
     string Document,
     IReadOnlyDictionary<string, IReadOnlyList<string>> Parameters) : StepAction;
 
-/// <summary>Invokes a Lambda function.</summary>
+/// <summary>Invokes a Lambda function (RequestResponse).</summary>
 /// <param name="Payload">The payload as JSON (from the YAML value), or <c>null</c> for none.</param>
-public sealed record LambdaAction(string Function, JsonElement? Payload) : StepAction;
+/// <param name="Qualifier">A version or alias to invoke (may hold templates), or <c>null</c> for $LATEST.</param>
+/// <param name="LogTail"><c>log_type: tail</c>: the last 4 KB of the function's log go into the step's log.</param>
+public sealed record LambdaAction(string Function, JsonElement? Payload, string? Qualifier = null, bool LogTail = false) : StepAction;
 
 /// <summary>
 /// Waits for a person to continue or abort: the run is suspended (no thread waits, no shell is held) and the host

@@ -386,7 +386,7 @@ public sealed class ExecutionRunnerTests : ScratchFolder
                 $"dry run: would run touch {marker} 'it'\\''s web'",
                 "dry run: would send GET https://example.com/deploy?name=it's web",
                 "dry run: would wait 1m30s",
-                "dry run: would run the lambda action (no executor for action 'lambda' is configured on this node)",
+                "dry run: would invoke the Lambda function health-check (no executor for action 'lambda' is configured on this node)",
                 "dry run: would run echo '<steps.touch.outputs.out>'",
             ],
             log.All<StepSkipped>().Select(s => s.Reason));

@@ -326,7 +326,7 @@ public sealed class ManualStepTests : ScratchFolder
                 new StepPreview("call", "call", "http", "send POST https://example.com/hooks/web?key=***"),
                 new StepPreview("pause", "pause", "wait", "wait 2m"),
                 new StepPreview("verify", "Watch dashboards", "manual", "wait for Approver to continue: Watch web <steps.deploy.outputs.version> (key ***)."),
-                new StepPreview("remote", "remote", "lambda", "run the lambda action (no executor for action 'lambda' is configured on this node)"),
+                new StepPreview("remote", "remote", "lambda", "invoke the Lambda function check (no executor for action 'lambda' is configured on this node)"),
             ],
             preview);
 

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Net.Http.Headers;
 using System.Text;
-using System.Text.Json;
 using RunbookPortal.Engine.Runbooks;
 
 namespace RunbookPortal.Engine.Execution.Steps;
@@ -110,7 +109,7 @@ public sealed class HttpStepExecutor(Func<HttpClient> createClient) : IStepExecu
 
         var request = new HttpRequestMessage(new HttpMethod(http.Method), uri);
         if (http.JsonBody is { } json)
-            request.Content = new StringContent(RenderJson(json, values), Utf8, "application/json");
+            request.Content = new StringContent(TemplatedJson.Render(json, values), Utf8, "application/json");
         else if (http.Body is { } body)
             request.Content = new StringContent(values.Render(body), Utf8, "text/plain");
 
@@ -155,42 +154,6 @@ public sealed class HttpStepExecutor(Func<HttpClient> createClient) : IStepExecu
         var text = prefix.ToString();
         var scheme = text.IndexOf("://", StringComparison.Ordinal);
         return scheme >= 0 && text.IndexOfAny(['/', '?', '#'], scheme + 3) >= 0;
-    }
-
-    private static string RenderJson(JsonElement body, StepTemplateValues values)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
-            Write(writer, body, values);
-        return Utf8.GetString(buffer.WrittenSpan);
-    }
-
-    private static void Write(Utf8JsonWriter writer, JsonElement element, StepTemplateValues values)
-    {
-        switch (element.ValueKind)
-        {
-            case JsonValueKind.Object:
-                writer.WriteStartObject();
-                foreach (var property in element.EnumerateObject())
-                {
-                    writer.WritePropertyName(property.Name);
-                    Write(writer, property.Value, values);
-                }
-                writer.WriteEndObject();
-                break;
-            case JsonValueKind.Array:
-                writer.WriteStartArray();
-                foreach (var item in element.EnumerateArray())
-                    Write(writer, item, values);
-                writer.WriteEndArray();
-                break;
-            case JsonValueKind.String:
-                writer.WriteStringValue(values.Render(element.GetString()!));
-                break;
-            default:
-                element.WriteTo(writer);
-                break;
-        }
     }
 
     private sealed class RequestException(string message) : Exception(message);

@@ -142,6 +142,7 @@ public static class ExecutionExtensions
             return new HttpStepExecutor(() => clients.CreateClient(HttpStepsClient));
         });
         services.AddSingleton<IStepExecutor, WaitStepExecutor>();
+        services.AddAwsSteps();
         services.AddSingleton(sp => sp.GetRequiredService<IOptions<ExecutionOptions>>().Value);
         services.AddSingleton<ExecutionRunner>();
     }

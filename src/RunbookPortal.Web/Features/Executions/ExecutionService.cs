@@ -253,6 +253,14 @@ public sealed class ExecutionService(PortalDbContext db, AuditLog audit, TimePro
             errors[$"parameters.{name}"] = [$"'{name}' is not a parameter of this runbook. Its parameters are: {string.Join(", ", definition.Parameters.Select(p => p.Name))}."];
         foreach (var p in definition.Parameters)
         {
+            if (p.FromSsm is not null)
+            {
+                // Read from Parameter Store when the run starts, never given, never stored.
+                if (given.TryGetValue(p.Name, out var offered) && offered.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined)
+                    && !(offered.ValueKind == JsonValueKind.String && offered.GetString() is ""))
+                    errors[$"parameters.{p.Name}"] = [$"'{p.Name}' is read from SSM Parameter Store ({p.FromSsm}) when the run starts; leave it out."];
+                continue;
+            }
             string? value = null;
             if (given.TryGetValue(p.Name, out var raw) && raw.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined))
             {

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.DataProtection;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RunbookPortal.Engine.Execution;
+using RunbookPortal.Engine.Execution.Steps.Aws;
 using RunbookPortal.Engine.Runbooks;
 using RunbookPortal.Web.Data;
 using RunbookPortal.Web.Features.Approvals;
@@ -411,6 +412,12 @@ public sealed class ExecutionWorker(
                 var secrets = JsonSerializer.Deserialize<Dictionary<string, string>>(
                     services.GetRequiredService<IDataProtectionProvider>().CreateProtector(ExecutionService.SecretsPurpose).Unprotect(protectedSecrets)) ?? [];
                 foreach (var (k, v) in secrets)
+                    parameters[k] = v;
+            }
+            // from: ssm:/path secrets are read now, at each start (a resume and a rollback too), and only ever held in the plan.
+            if (!execution.DryRun && ParameterStoreSecrets.AnyIn(definition))
+            {
+                foreach (var (k, v) in await ParameterStoreSecrets.FetchAsync(services.GetRequiredService<Amazon.SimpleSystemsManagement.IAmazonSimpleSystemsManagement>(), definition, fenced.Token))
                     parameters[k] = v;
             }
             var succeeded = execution.Steps.Where(s => s.SucceededOrder != null).OrderBy(s => s.SucceededOrder).ToList();
